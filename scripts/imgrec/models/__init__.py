@@ -1,0 +1,40 @@
+"""Model registry: every model is built by name from config.
+
+Flax Linen, chosen over NNX because the trainer is built from pure functions
+(params pytrees in, params pytrees out): they compose directly with ``jax.jit``
++ ``NamedSharding``, ``shard_map``, ``lax.scan`` over several steps and orbax,
+with no graph/state split on the hot path.
+
+A model factory takes ``num_classes`` and ``dtype`` (the compute dtype of the
+precision policy; parameters stay float32) plus model-specific keyword
+arguments from the experiment's ``model_args``, and returns a Linen module whose
+``__call__(x, train: bool)`` maps NHWC images to float logits.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import flax.linen as nn
+
+MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register(name: str):
+    def wrap(factory):
+        if name in MODELS:
+            raise ValueError(f"model {name!r} registered twice")
+        MODELS[name] = factory
+        return factory
+
+    return wrap
+
+
+def create_model(name: str, *, num_classes: int, dtype, **model_args) -> nn.Module:
+    if name not in MODELS:
+        raise KeyError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
+    return MODELS[name](num_classes=num_classes, dtype=dtype, **model_args)
+
+
+# Importing the modules fills the registry.
+from imgrec.models import cnn, resnet, vit  # noqa: E402,F401

@@ -1,0 +1,65 @@
+"""The recap table: one row per experiment, our number beside the published one."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+COLUMNS = ["experiment", "model", "dataset", "data_source", "precision", "hardware", "test_accuracy",
+           "reference_accuracy", "reference_hardware", "reference_time", "train_seconds", "images_per_s",
+           "epochs", "reference_source"]
+
+
+def hardware_label(hw: dict) -> str:
+    label = f"{hw['actual']} x{hw['devices']}"
+    if hw.get("emulated"):
+        label = f"{hw['requested']} emulated on {label}"
+    return label
+
+
+def build_recap(result_paths, references: pd.DataFrame) -> pd.DataFrame:
+    refs = {(r.model, r.dataset): r for r in references.itertuples(index=False)}
+    rows = []
+    for path in result_paths:
+        with open(path) as f:
+            result = json.load(f)
+        ref = refs.get((result["model"], result["dataset"]["name"]))
+        rows.append({
+            "experiment": result["experiment"],
+            "model": result["model"],
+            "dataset": result["dataset"]["name"],
+            "data_source": result["dataset"]["source"],
+            "precision": result["precision"],
+            "hardware": hardware_label(result["hardware"]),
+            "test_accuracy": round(result["test"]["accuracy"], 4),
+            "reference_accuracy": getattr(ref, "value", None),
+            "reference_hardware": getattr(ref, "hardware", None),
+            "reference_time": getattr(ref, "time", None),
+            "train_seconds": round(result["train"]["train_seconds"], 1),
+            "images_per_s": round(result["train"]["images_per_s"], 1),
+            "epochs": result["train"]["epochs"],
+            "reference_source": getattr(ref, "source", None),
+        })
+    frame = pd.DataFrame(rows, columns=COLUMNS).sort_values("experiment", kind="stable")
+    return frame.reset_index(drop=True)
+
+
+def _pct(x):
+    return "" if pd.isna(x) else f"{100 * float(x):.2f}%"
+
+
+def to_markdown(frame: pd.DataFrame) -> str:
+    lines = ["| experiment | model | data | precision | hardware | test acc. | reference | time (s) | img/s |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in frame.itertuples(index=False):
+        data = r.dataset if r.data_source in (r.dataset, "tfds") else f"{r.dataset} ({r.data_source})"
+        ref = _pct(r.reference_accuracy)
+        if ref and isinstance(r.reference_hardware, str):
+            ref += f" ({r.reference_hardware}, {r.reference_time})"
+        lines.append(f"| {r.experiment} | {r.model} | {data} | {r.precision} | {r.hardware} | "
+                     f"{_pct(r.test_accuracy)} | {ref or '-'} | {r.train_seconds:.1f} | {r.images_per_s:,.0f} |")
+    sources = sorted({s for s in frame.reference_source if isinstance(s, str)})
+    if sources:
+        lines += ["", "References: " + "; ".join(sources) + "."]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""Train one experiment: prepared data in, orbax checkpoint + training summary out.
+
+By hand:  python scripts/train_model.py --experiment mnist_cnn_fp32 \\
+              --data results/data/digits --checkpoint /tmp/ckpt --summary /tmp/train.json
+Progress goes to stderr (a line per epoch); per-epoch metrics to --metrics (JSONL).
+"""
+
+import argparse
+
+from imgrec.cli import add_experiment_args, experiment_spec, fail, write_json_atomic
+from imgrec.config import ConfigError
+from imgrec.data.prepared import DatasetError
+from imgrec.hardware import HardwareError, prepare_environment
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_experiment_args(parser)
+    parser.add_argument("--data", required=True, help="prepared dataset directory")
+    parser.add_argument("--checkpoint", required=True, help="output: final checkpoint directory (orbax)")
+    parser.add_argument("--summary", required=True, help="output: training summary JSON")
+    parser.add_argument("--metrics", help="output: per-epoch metrics JSONL")
+    args = parser.parse_args(argv)
+    try:
+        spec = experiment_spec(args)
+        prepare_environment(spec["hardware_spec"], spec.get("emulate", False))
+        from imgrec import checkpoint, models
+        from imgrec.data import load_prepared
+        from imgrec.hardware import select_devices
+        from imgrec.train import Trainer, log_to_stderr
+
+        if spec["model"] not in models.MODELS:
+            raise ConfigError(f"unknown model {spec['model']!r}; known: {', '.join(sorted(models.MODELS))}")
+        devices, hardware = select_devices(spec["hardware_spec"], spec.get("emulate", False))
+        dataset = load_prepared(args.data)
+        trainer = Trainer(spec, dataset, devices, log=log_to_stderr)
+    except (ConfigError, HardwareError, DatasetError, ValueError) as err:
+        fail(err)
+    log_to_stderr(f"{spec['name']}: {spec['model']} on {spec['dataset']} ({len(dataset.train)} train images), "
+                  f"{spec['precision']}, {hardware['devices']} {hardware['actual']} device(s)"
+                  f"{' emulating ' + hardware['requested'] if hardware['emulated'] else ''}, "
+                  f"{spec['schedule']['epochs']} epochs x {trainer.steps_per_epoch} steps")
+    state, summary = trainer.fit(metrics_path=args.metrics)
+    checkpoint.save(args.checkpoint, state)
+    summary["hardware"] = hardware
+    write_json_atomic(args.summary, summary)
+    log_to_stderr(f"done: {summary['images_per_s']:,.0f} img/s, {summary['train_seconds']:.1f}s training, "
+                  f"{summary['compile_seconds']:.1f}s compiling")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+# Helpers shared by the rules. Config has been validated by the Snakefile.
+import json
+
+from imgrec.config import ConfigError, resolve_experiment
+
+EXPERIMENTS = sorted(config["experiments"])
+DATA_DIR = config["data_dir"]
+SCRIPTS = os.path.join(workflow.basedir, "scripts")
+# Jobs run `python` from the environment that runs Snakemake (the project's venv).
+envvars:
+    "PATH",
+
+
+os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+CONDA_ENV = "../../envs/cpu.yaml"
+
+
+wildcard_constraints:
+    experiment="[^/]+",
+    dataset="[^/]+",
+
+
+def experiment_spec(experiment):
+    """The resolved experiment; a target naming no experiment fails here, before any job runs."""
+    try:
+        return resolve_experiment(config, experiment)
+    except ConfigError as err:
+        raise ValueError(f"results/{experiment}.json: {err}") from None
+
+
+def spec_json(wildcards):
+    return json.dumps(experiment_spec(wildcards.experiment), sort_keys=True)
+
+
+def dataset_spec_json(wildcards):
+    if wildcards.dataset not in config["datasets"]:
+        raise ValueError(f"unknown dataset {wildcards.dataset!r}; defined: {', '.join(sorted(config['datasets']))}")
+    return json.dumps({"key": wildcards.dataset, **config["datasets"][wildcards.dataset]}, sort_keys=True)
+
+
+def prepared_meta(wildcards):
+    return f"{DATA_DIR}/{experiment_spec(wildcards.experiment)['dataset']}/meta.json"

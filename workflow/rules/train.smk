@@ -1,0 +1,20 @@
+rule train:
+    input:
+        script=os.path.join(SCRIPTS, "train_model.py"),
+        data=prepared_meta,
+    output:
+        checkpoint=directory("results/checkpoints/{experiment}"),
+        summary="results/train/{experiment}.json",
+        metrics="results/train/{experiment}.metrics.jsonl",
+    params:
+        spec=spec_json,
+        data=lambda wildcards, input: os.path.dirname(input.data),
+    log:
+        "results/logs/train/{experiment}.log",
+    resources:
+        gpu=0,
+    conda:
+        CONDA_ENV
+    shell:
+        "python {input.script} --spec {params.spec:q} --data {params.data}"
+        " --checkpoint {output.checkpoint} --summary {output.summary} --metrics {output.metrics} 2>&1 | tee {log}"
