@@ -21,11 +21,16 @@ def main(argv=None):
     parser.add_argument("--checkpoint", required=True, help="output: final checkpoint directory (orbax)")
     parser.add_argument("--summary", required=True, help="output: training summary JSON")
     parser.add_argument("--metrics", help="output: per-epoch metrics JSONL")
+    parser.add_argument("--resume-dir", help="periodic checkpoints of the run in progress; a restarted run "
+                                              "continues from the latest one (removed once training ends)")
     args = parser.parse_args(argv)
     try:
         spec = experiment_spec(args)
         prepare_environment(spec["hardware_spec"], spec.get("emulate", False))
+        import jax
+
         from imgrec import checkpoint, models
+        from imgrec.config import config_hash
         from imgrec.data import load_prepared
         from imgrec.hardware import select_devices
         from imgrec.train import Trainer, log_to_stderr
@@ -41,10 +46,24 @@ def main(argv=None):
                   f"{spec['precision']}, {hardware['devices']} {hardware['actual']} device(s)"
                   f"{' emulating ' + hardware['requested'] if hardware['emulated'] else ''}, "
                   f"{spec['schedule']['epochs']} epochs x {trainer.steps_per_epoch} steps")
-    state, summary = trainer.fit(metrics_path=args.metrics)
+    state = progress = store = None
+    if args.resume_dir:
+        store = checkpoint.ResumeStore(args.resume_dir, config_hash(spec), log=log_to_stderr)
+        try:
+            resumed = store.restore_latest(trainer.abstract_state())
+        except checkpoint.CheckpointError as err:
+            fail(err)
+        if resumed:
+            state, progress = jax.device_put(resumed[0], trainer.replicated), resumed[1]
+            log_to_stderr(f"resuming from step {int(state.step)} ({args.resume_dir})")
+    state, summary = trainer.fit(state, metrics_path=args.metrics, progress=progress,
+                                 checkpoint=store.save if store else None,
+                                 checkpoint_every_steps=spec["schedule"].get("checkpoint_every_steps", 0))
     checkpoint.save(args.checkpoint, state)
     summary["hardware"] = hardware
     write_json_atomic(args.summary, summary)
+    if store:
+        store.clear()
     log_to_stderr(f"done: {summary['images_per_s']:,.0f} img/s, {summary['train_seconds']:.1f}s training, "
                   f"{summary['compile_seconds']:.1f}s compiling")
 

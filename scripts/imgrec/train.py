@@ -196,6 +196,15 @@ def image_size_for_epoch(schedule: dict, epoch: int):
 
 
 # ----------------------------------------------------------------------- the loop
+def new_epoch_progress() -> dict:
+    return {"losses": [], "correct": 0, "seen": 0, "seconds": 0.0}
+
+
+def new_progress() -> dict:
+    return {"curve": [], "train_seconds": 0.0, "images_seen": 0, "time_to_target": None,
+            "epoch": new_epoch_progress()}
+
+
 class Trainer:
     def __init__(self, spec: dict, dataset: PreparedDataset, devices: list, log=print):
         self.spec = spec
@@ -299,76 +308,104 @@ class Trainer:
 
     # training ---------------------------------------------------------------------
     def fit(self, state: TrainState | None = None, metrics_path: Path | None = None,
-            eval_each_epoch: bool = True, on_epoch_end: Callable | None = None) -> tuple[TrainState, dict]:
+            eval_each_epoch: bool = True, progress: dict | None = None,
+            checkpoint: Callable | None = None, checkpoint_every_steps: int = 0) -> tuple[TrainState, dict]:
+        """Trains to the configured number of epochs, from ``state`` if given.
+
+        ``progress`` carries what a resumed run needs besides the state (the curve
+        so far and the partial epoch's accumulators); ``checkpoint(state, progress)``
+        is called at chunk boundaries every ``checkpoint_every_steps`` steps and at
+        the end of every epoch, so a killed run resumes bit for bit."""
         state = self.init_state() if state is None else state
+        progress = new_progress() if progress is None else progress
         epochs = self.schedule["epochs"]
         start_step = int(jax.device_get(state.step))
         first_epoch = start_step // self.steps_per_epoch
-        curve, images_seen, train_seconds = [], 0, 0.0
         target = self.spec.get("target_accuracy")
-        time_to_target = None
         wall_start = time.perf_counter()
-        metrics_file = open(metrics_path, "a" if start_step else "w") if metrics_path else None
-        try:
-            for epoch in range(first_epoch, epochs):
-                image_size = image_size_for_epoch(self.schedule, epoch)
-                in_epoch = start_step - epoch * self.steps_per_epoch if epoch == first_epoch else 0
-                losses, correct, seen = [], 0, 0
-                compile_before = self.compile_seconds
-                t0 = time.perf_counter()
-                for _, chunk in prefetch(self.train_chunks(epoch, in_epoch)):
-                    fn = self.compiled_chunk(state, chunk, image_size)
-                    state, metrics = fn(state, chunk)
-                    losses.append(metrics["loss"])
-                    correct = correct + metrics["correct"].sum()
-                    seen += chunk["label"].size
-                jax.block_until_ready(state)
-                # Throughput counts input feeding (it overlaps) but not compilation.
-                epoch_seconds = max(time.perf_counter() - t0 - (self.compile_seconds - compile_before), 1e-9)
-                step_losses = np.concatenate([np.atleast_1d(np.asarray(l)) for l in jax.device_get(losses)])
-                bad = np.flatnonzero(~np.isfinite(step_losses))
-                if bad.size:
-                    first_bad = epoch * self.steps_per_epoch + in_epoch + int(bad[0]) + 1
-                    raise DivergenceError(f"loss became {step_losses[bad[0]]} at step {first_bad} (epoch "
-                                          f"{epoch + 1}); lower the learning rate or check the data")
-                train_seconds += epoch_seconds
-                images_seen += seen
-                record = {"epoch": epoch + 1, "step": int(jax.device_get(state.step)),
-                          "train_loss": float(step_losses.mean()),
-                          "train_accuracy": float(jax.device_get(correct)) / seen,
-                          "images_per_s": seen / epoch_seconds, "epoch_seconds": epoch_seconds,
-                          "image_size": image_size or self.dataset.image_shape[0],
-                          "lr": float(self.lr_schedule(max(int(jax.device_get(state.step)) - 1, 0)))}
-                if eval_each_epoch:
-                    test = self.evaluate(state.params, state.batch_stats, self.dataset.test, self._eval_size())
-                    record.update(test_loss=test["loss"], test_accuracy=test["accuracy"])
-                    if target and time_to_target is None and test["accuracy"] >= target:
-                        time_to_target = train_seconds
-                record["elapsed_train_seconds"] = train_seconds
-                curve.append(record)
-                self.log(f"[{self.spec.get('name', '')}] " + self._progress_line(record, epochs))
-                if metrics_file:
-                    metrics_file.write(json.dumps(record) + "\n")
-                    metrics_file.flush()
-                if on_epoch_end:
-                    on_epoch_end(state, record)
-        finally:
-            if metrics_file:
-                metrics_file.close()
+        if metrics_path:  # rewritten from the progress record, so a resumed run never duplicates lines
+            Path(metrics_path).write_text("".join(json.dumps(r) + "\n" for r in progress["curve"]))
+        last_checkpoint = start_step
+        for epoch in range(first_epoch, epochs):
+            image_size = image_size_for_epoch(self.schedule, epoch)
+            in_epoch = start_step - epoch * self.steps_per_epoch if epoch == first_epoch else 0
+            part = progress["epoch"] if in_epoch else new_epoch_progress()
+            losses, correct = [], 0
+            compile_before = self.compile_seconds
+            t0 = time.perf_counter()
+
+            def flush():  # pulls the epoch's metrics so far to the host (a sync point)
+                nonlocal losses, correct
+                part["losses"] += [float(x) for l in jax.device_get(losses) for x in np.atleast_1d(l)]
+                part["correct"] += int(jax.device_get(correct))
+                losses, correct = [], 0
+                now = time.perf_counter()
+                part["seconds"] += now - t0 - (self.compile_seconds - compile_before)
+                return now
+
+            for _, chunk in prefetch(self.train_chunks(epoch, in_epoch)):
+                fn = self.compiled_chunk(state, chunk, image_size)
+                state, metrics = fn(state, chunk)
+                losses.append(metrics["loss"])
+                correct = correct + metrics["correct"].sum()
+                part["seen"] += chunk["label"].size
+                if checkpoint and checkpoint_every_steps:
+                    step = int(jax.device_get(state.step))
+                    if step - last_checkpoint >= checkpoint_every_steps and step % self.steps_per_epoch:
+                        t0, compile_before = flush(), self.compile_seconds
+                        self._check_finite(part["losses"], epoch, epoch * self.steps_per_epoch)
+                        progress["epoch"] = part
+                        checkpoint(state, progress)
+                        last_checkpoint = step
+            jax.block_until_ready(state)
+            flush()  # throughput counts input feeding (it overlaps) but not compilation
+            self._check_finite(part["losses"], epoch, epoch * self.steps_per_epoch)
+            seconds = max(part["seconds"], 1e-9)
+            progress["train_seconds"] += seconds
+            progress["images_seen"] += part["seen"]
+            step = int(jax.device_get(state.step))
+            record = {"epoch": epoch + 1, "step": step,
+                      "train_loss": float(np.mean(part["losses"])),
+                      "train_accuracy": part["correct"] / part["seen"],
+                      "images_per_s": part["seen"] / seconds, "epoch_seconds": seconds,
+                      "image_size": image_size or self.dataset.image_shape[0],
+                      "lr": float(self.lr_schedule(max(step - 1, 0)))}
+            if eval_each_epoch:
+                test = self.evaluate(state.params, state.batch_stats, self.dataset.test, self._eval_size())
+                record.update(test_loss=test["loss"], test_accuracy=test["accuracy"])
+                if target and progress["time_to_target"] is None and test["accuracy"] >= target:
+                    progress["time_to_target"] = progress["train_seconds"]
+            record["elapsed_train_seconds"] = progress["train_seconds"]
+            progress["curve"].append(record)
+            progress["epoch"] = new_epoch_progress()
+            self.log(f"[{self.spec.get('name', '')}] " + self._progress_line(record, epochs))
+            if metrics_path:
+                with open(metrics_path, "a") as f:
+                    f.write(json.dumps(record) + "\n")
+            if checkpoint and epoch + 1 < epochs:
+                checkpoint(state, progress)
+                last_checkpoint = step
         flops = self.flops_per_step.get(image_size_for_epoch(self.schedule, epochs - 1))
         total_steps = int(jax.device_get(state.step))
         summary = {
             "epochs": epochs, "steps": total_steps, "steps_per_epoch": self.steps_per_epoch,
             "batch_size": self.batch_size,
-            "train_seconds": train_seconds, "compile_seconds": self.compile_seconds,
+            "train_seconds": progress["train_seconds"], "compile_seconds": self.compile_seconds,
             "wall_seconds": time.perf_counter() - wall_start,
-            "images_per_s": images_seen / train_seconds if train_seconds else None,
+            "images_per_s": progress["images_seen"] / progress["train_seconds"] if progress["train_seconds"] else None,
             "flops_per_step": flops,
             "total_flops": flops * total_steps if flops else None,
-            "time_to_target_seconds": time_to_target,
-            "curve": curve,
+            "time_to_target_seconds": progress["time_to_target"],
+            "curve": progress["curve"],
         }
         return state, summary
+
+    @staticmethod
+    def _check_finite(losses, epoch, first_step):
+        bad = np.flatnonzero(~np.isfinite(losses))
+        if bad.size:
+            raise DivergenceError(f"loss became {losses[bad[0]]} at step {first_step + int(bad[0]) + 1} (epoch "
+                                  f"{epoch + 1}); lower the learning rate or check the data")
 
     def _eval_size(self):
         sizes = self.schedule.get("image_sizes")

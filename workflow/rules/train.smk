@@ -9,6 +9,7 @@ rule train:
     params:
         spec=spec_json,
         data=lambda wildcards, input: os.path.dirname(input.data),
+        resume_dir=lambda wildcards: f"results/work/{wildcards.experiment}",
     log:
         "results/logs/train/{experiment}.log",
     resources:
@@ -17,4 +18,5 @@ rule train:
         CONDA_ENV
     shell:
         "python {input.script} --spec {params.spec:q} --data {params.data}"
-        " --checkpoint {output.checkpoint} --summary {output.summary} --metrics {output.metrics} 2>&1 | tee {log}"
+        " --checkpoint {output.checkpoint} --summary {output.summary} --metrics {output.metrics}"
+        " --resume-dir {params.resume_dir} 2>&1 | tee {log}"
