@@ -33,8 +33,13 @@ def main(argv=None):
         else:
             raise ConfigError("give --dataset NAME (or --dataset-spec JSON)")
         t0 = time.perf_counter()
-        splits = load_source(spec)
-        meta = write_prepared(args.out, splits, source=spec, class_names=class_names_for(spec))
+        if spec["source"] == "tfds" and not spec.get("materialize", True):
+            from imgrec.data.records import prepare_records
+            from imgrec.data.prepared import write_meta
+
+            meta = write_meta(args.out, prepare_records(spec))
+        else:
+            meta = write_prepared(args.out, load_source(spec), source=spec, class_names=class_names_for(spec))
     except (ConfigError, DatasetError) as err:
         fail(err)
     print(f"prepared {spec.get('key', spec['source'])}: train {meta['sizes']['train']}, test {meta['sizes']['test']}, "

@@ -75,6 +75,9 @@ def check_config(config: dict) -> dict:
         if exp["hardware"] not in hardware:
             problems.append(f"experiment {name!r}: unknown hardware {exp['hardware']!r}; "
                             f"targets in {config.get('hardware_file')}: {', '.join(sorted(hardware))}")
+        if exp["model"].startswith("vit") and exp["schedule"].get("image_sizes"):
+            problems.append(f"experiment {name!r}: progressive resizing (image_sizes) needs a convolutional model; "
+                            f"a ViT's position embeddings fix its input size")
     if problems:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
     return config

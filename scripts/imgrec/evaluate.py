@@ -13,8 +13,12 @@ from imgrec.train import Trainer
 RESULT_SCHEMA = "result.schema.json"
 
 
-def mfu(summary: dict, hardware_spec: dict, precision: str, devices: int) -> float | None:
-    """Model-FLOPs utilization against the target's data-sheet peak (None where no peak is known)."""
+def mfu(summary: dict, hardware_spec: dict, precision: str, hardware: dict) -> float | None:
+    """Model-FLOPs utilization against the target's data-sheet peak (None where no peak is known,
+    and for emulated runs: a virtual CPU device has no TPU peak)."""
+    if hardware.get("emulated"):
+        return None
+    devices = hardware.get("devices", 1)
     peak = (hardware_spec.get("peak_flops") or {}).get(precision)
     if not peak or not summary.get("flops_per_step") or not summary.get("train_seconds"):
         return None
@@ -50,7 +54,7 @@ def evaluate_experiment(spec: dict, data_dir, checkpoint_dir, summary: dict) -> 
                                            "wall_seconds", "images_per_s", "flops_per_step", "total_flops",
                                            "time_to_target_seconds")},
             "target_accuracy": spec.get("target_accuracy"),
-            "mfu": mfu(summary, spec["hardware_spec"], spec["precision"], train_hw.get("devices", 1)),
+            "mfu": mfu(summary, spec["hardware_spec"], spec["precision"], train_hw),
             "final_train_loss": curve[-1]["train_loss"] if curve else None,
             "final_train_accuracy": curve[-1]["train_accuracy"] if curve else None,
             "best_test_accuracy": max((r.get("test_accuracy", 0.0) for r in curve), default=None),

@@ -7,8 +7,8 @@ import json
 import pandas as pd
 
 COLUMNS = ["experiment", "model", "dataset", "data_source", "precision", "hardware", "test_accuracy",
-           "reference_accuracy", "reference_hardware", "reference_time", "train_seconds", "images_per_s",
-           "epochs", "reference_source"]
+           "test_top5_accuracy", "reference_accuracy", "reference_hardware", "reference_time", "train_seconds",
+           "time_to_target_seconds", "target_accuracy", "images_per_s", "mfu", "epochs", "reference_source"]
 
 
 def hardware_label(hw: dict) -> str:
@@ -33,11 +33,15 @@ def build_recap(result_paths, references: pd.DataFrame) -> pd.DataFrame:
             "precision": result["precision"],
             "hardware": hardware_label(result["hardware"]),
             "test_accuracy": round(result["test"]["accuracy"], 4),
+            "test_top5_accuracy": round(result["test"]["top5_accuracy"], 4),
             "reference_accuracy": getattr(ref, "value", None),
             "reference_hardware": getattr(ref, "hardware", None),
             "reference_time": getattr(ref, "time", None),
             "train_seconds": round(result["train"]["train_seconds"], 1),
+            "time_to_target_seconds": result["train"].get("time_to_target_seconds"),
+            "target_accuracy": result["train"].get("target_accuracy"),
             "images_per_s": round(result["train"]["images_per_s"], 1),
+            "mfu": result["train"].get("mfu"),
             "epochs": result["train"]["epochs"],
             "reference_source": getattr(ref, "source", None),
         })

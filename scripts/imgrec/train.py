@@ -31,7 +31,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from imgrec import models
+from imgrec import models, parallel
 from imgrec.data import PreparedDataset
 from imgrec.optim import make_optimizer, make_schedule
 from imgrec.precision import get_policy
@@ -211,7 +211,8 @@ class Trainer:
         self.schedule = spec["schedule"]
         self.dataset = dataset
         self.log = log
-        self.mesh = Mesh(np.asarray(devices), ("data",))
+        self.strategy = parallel.Strategy.from_config(spec.get("parallel"))  # dp | fsdp | tp | pp
+        self.mesh = parallel.make_mesh(devices, self.strategy)
         self.batch_size = self.schedule["batch_size"]
         if self.batch_size % len(devices):
             raise ValueError(f"batch_size {self.batch_size} is not divisible by the {len(devices)} devices of the "
@@ -233,7 +234,7 @@ class Trainer:
         params, batch_stats = self.task.init_variables()
         state = TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
                            opt_state=self.tx.init(params))
-        return jax.device_put(state, self.replicated)
+        return parallel.place_state(state, self.mesh, self.strategy)
 
     def abstract_state(self):
         return jax.eval_shape(self.init_state)
@@ -247,9 +248,9 @@ class Trainer:
         key = ("train", chunk["label"].shape[0], image_size)
         if key not in self._compiled:
             t0 = time.perf_counter()
-            step = self.task.make_train_step(self.tx, image_size)
+            step = parallel.make_train_step(self.task, self.tx, self.mesh, self.strategy, image_size)
             fn = jax.jit(multi_step(step), donate_argnums=0,
-                         out_shardings=(self.replicated, self.replicated))
+                         out_shardings=(parallel.state_shardings(state, self.mesh, self.strategy), self.replicated))
             self._compiled[key] = fn.lower(state, chunk).compile()
             if image_size not in self.flops_per_step:
                 one = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), chunk)
@@ -270,13 +271,13 @@ class Trainer:
         """Yields (first step in epoch, device-sharded chunk of K batches)."""
         k = self.schedule.get("steps_per_call", 1)
         order = epoch_order(len(self.dataset.train), self.spec.get("seed", 0), epoch)
-        images, labels = self.dataset.train.images, self.dataset.train.labels
         bs = self.batch_size
         step = start_step
         while step < self.steps_per_epoch:
             n = min(k, self.steps_per_epoch - step)
             idx = np.sort(order[step * bs:(step + n) * bs].reshape(n, bs), axis=1)
-            chunk = {"image": images[idx], "label": labels[idx]}
+            images, labels = self.dataset.train.gather(idx, epoch=epoch, train=True)
+            chunk = {"image": images, "label": labels}
             yield step, jax.device_put(chunk, self._batch_sharding(1))
             step += n
 
@@ -285,8 +286,8 @@ class Trainer:
         bs = max(len(self.mesh.devices.flat), bs - bs % len(self.mesh.devices.flat))
         n = len(split)
         for start in range(0, n, bs):
-            images = np.asarray(split.images[start:start + bs])
-            labels = np.asarray(split.labels[start:start + bs])
+            images, labels = split.gather(np.arange(start, min(start + bs, n)))
+            images, labels = np.asarray(images), np.asarray(labels)
             mask = np.ones(len(labels), np.float32)
             if len(labels) < bs:  # pad the last batch: one compiled shape
                 pad = bs - len(labels)

@@ -40,6 +40,11 @@ class Split:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    def gather(self, indices, epoch=None, train: bool = False):
+        """(images, labels) at ``indices`` (any shape). In-memory data is stored
+        preprocessed, so ``epoch`` and ``train`` only matter for record splits."""
+        return self.images[indices], self.labels[indices]
+
 
 @dataclasses.dataclass(frozen=True)
 class PreparedDataset:
@@ -128,6 +133,16 @@ def write_prepared(out_dir: str | os.PathLike, splits: dict[str, Split], *, sour
     return meta
 
 
+def write_meta(out_dir, meta: dict) -> dict:
+    """A prepared dataset that is only a pointer (records read in place)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / ".meta.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, out_dir / "meta.json")
+    return meta
+
+
 def load_prepared(path: str | os.PathLike) -> PreparedDataset:
     path = Path(path)
     if path.name == "meta.json":
@@ -137,6 +152,11 @@ def load_prepared(path: str | os.PathLike) -> PreparedDataset:
         raise DatasetError(f"no prepared dataset at {path} (missing meta.json); run the prepare rule, "
                            f"e.g. `snakemake --cores 1 {meta_file}`")
     meta = json.loads(meta_file.read_text())
+    if meta.get("format") == "tfds_records":
+        from imgrec.data.records import open_record_splits
+
+        train, test = open_record_splits(meta)
+        return PreparedDataset(path, meta, train, test)
     splits = {}
     for name in SPLITS:
         try:

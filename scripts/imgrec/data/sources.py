@@ -18,6 +18,7 @@ Sources (chosen by ``source:`` in a dataset's config):
 from __future__ import annotations
 
 import gzip
+import os
 import socket
 import struct
 from pathlib import Path
@@ -142,28 +143,40 @@ def network_reachable(host=TFDS_PROBE_HOST, timeout: float = 3.0) -> bool:
 
 
 def load_tfds(name: str, data_dir: str | None = None, train_split: str = "train",
-              test_split: str = "test", download: bool = True) -> dict[str, Split]:
+              test_split: str = "test", download: bool = True, manual_dir: str | None = None) -> dict[str, Split]:
     import tensorflow_datasets as tfds
 
-    def read():
+    spec = {"name": name, "tfds_data_dir": data_dir, "download": download, "manual_dir": manual_dir}
+    try:
         return {split: _tfds_split(tfds, name, tfds_split, data_dir)
                 for split, tfds_split in (("train", train_split), ("test", test_split))}
-
-    builder = tfds.builder(name, data_dir=data_dir)
-    where = builder.data_dir
-    try:
-        return read()
     except Exception as err:  # TFDS signals "not prepared" with several exception types
-        if builder.is_prepared():
-            raise DatasetError(f"TFDS dataset {name!r} in {where} cannot be read with tfds.data_source ({err}); "
-                               f"it must be prepared in ArrayRecord format: `tfds build {name} "
-                               f"--file_format=array_record`") from err
+        if tfds.builder(name, data_dir=data_dir).is_prepared():
+            raise DatasetError(f"TFDS dataset {name!r} cannot be read with tfds.data_source ({err}); it must be "
+                               f"prepared in ArrayRecord format: `tfds build {name} --file_format=array_record`"
+                               ) from err
+    ensure_tfds_prepared(spec)
+    return {split: _tfds_split(tfds, name, tfds_split, data_dir)
+            for split, tfds_split in (("train", train_split), ("test", test_split))}
+
+
+def ensure_tfds_prepared(spec: dict):
+    """Returns the prepared TFDS builder; downloads and prepares it when possible, and
+    otherwise fails in seconds (not after TFDS's minutes of retries) saying how to provide it."""
+    import tensorflow_datasets as tfds
+
+    name = spec["name"]
+    builder = tfds.builder(name, data_dir=spec.get("tfds_data_dir"))
+    if builder.is_prepared():
+        return builder
+    where = builder.data_dir
     how = (f"Provide it by running `tfds build {name} --file_format=array_record` (with "
            f"`pip install -r envs/tfds.txt`) on a machine with internet and copying its data directory to "
            f"{where}, or set `tfds_data_dir:` in the config to where it already is.")
-    if not download:
+    manual = os.path.expanduser(spec["manual_dir"]) if spec.get("manual_dir") else None
+    if not spec.get("download", True):
         raise DatasetError(f"TFDS dataset {name!r} is not prepared in {where} and download is disabled. {how}")
-    if not network_reachable():
+    if not manual and not network_reachable():
         raise DatasetError(f"TFDS dataset {name!r} is not prepared in {where} and cannot be downloaded: "
                            f"no network ({TFDS_PROBE_HOST[0]} unreachable). {how}")
     try:
@@ -171,8 +184,9 @@ def load_tfds(name: str, data_dir: str | None = None, train_split: str = "train"
     except ImportError as err:
         raise DatasetError(f"preparing TFDS dataset {name!r} needs TensorFlow: "
                            f"`pip install -r envs/tfds.txt`. {how}") from err
-    builder.download_and_prepare(file_format="array_record")
-    return read()
+    config = tfds.download.DownloadConfig(manual_dir=manual) if manual else None
+    builder.download_and_prepare(file_format="array_record", download_config=config)
+    return builder
 
 
 def _tfds_split(tfds, name, split, data_dir) -> Split:
@@ -207,5 +221,5 @@ def load_source(spec: dict) -> dict[str, Split]:
     if source == "tfds":
         return load_tfds(spec["name"], data_dir=spec.get("tfds_data_dir"),
                          train_split=spec.get("train_split", "train"), test_split=spec.get("test_split", "test"),
-                         download=spec.get("download", True))
+                         download=spec.get("download", True), manual_dir=spec.get("manual_dir"))
     raise DatasetError(f"unknown dataset source {source!r}; known sources: {', '.join(SOURCES)}")
