@@ -31,6 +31,9 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/figures.smk"
+include: "workflow/rules/scaling.smk"
+include: "workflow/rules/bench.smk"
 
 
 rule all:
@@ -38,4 +41,5 @@ rule all:
         expand("results/{experiment}.json", experiment=EXPERIMENTS),
         "results/recap.csv",
         "results/recap.md",
+        "figures" if config["figures"] else [],
     default_target: True

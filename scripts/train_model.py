@@ -29,7 +29,11 @@ def main(argv=None):
         prepare_environment(spec["hardware_spec"], spec.get("emulate", False))
         import jax
 
-        from imgrec import checkpoint, models
+        from imgrec import checkpoint, models, parallel
+        from imgrec.parallel import multihost
+
+        # Several hosts (a TPU pod, SLURM tasks, or local processes emulating them): join them first.
+        multihost.initialize()
         from imgrec.config import config_hash
         from imgrec.data import load_prepared
         from imgrec.hardware import select_devices
@@ -39,32 +43,36 @@ def main(argv=None):
             raise ConfigError(f"unknown model {spec['model']!r}; known: {', '.join(sorted(models.MODELS))}")
         devices, hardware = select_devices(spec["hardware_spec"], spec.get("emulate", False))
         dataset = load_prepared(args.data)
-        trainer = Trainer(spec, dataset, devices, log=log_to_stderr)
+        primary = jax.process_index() == 0
+        log = log_to_stderr if primary else (lambda _: None)
+        trainer = Trainer(spec, dataset, devices, log=log)
     except (ConfigError, HardwareError, DatasetError, ValueError) as err:
         fail(err)
-    log_to_stderr(f"{spec['name']}: {spec['model']} on {spec['dataset']} ({len(dataset.train)} train images), "
-                  f"{spec['precision']}, {hardware['devices']} {hardware['actual']} device(s)"
-                  f"{' emulating ' + hardware['requested'] if hardware['emulated'] else ''}, "
-                  f"{spec['schedule']['epochs']} epochs x {trainer.steps_per_epoch} steps")
+    log(f"{spec['name']}: {spec['model']} on {spec['dataset']} ({len(dataset.train)} train images), "
+        f"{spec['precision']}, {hardware['devices']} {hardware['actual']} device(s)"
+        f"{' in ' + str(jax.process_count()) + ' processes' if jax.process_count() > 1 else ''}"
+        f"{' emulating ' + hardware['requested'] if hardware['emulated'] else ''}, "
+        f"{spec['schedule']['epochs']} epochs x {trainer.steps_per_epoch} steps")
     state = progress = store = None
     if args.resume_dir:
-        store = checkpoint.ResumeStore(args.resume_dir, config_hash(spec), log=log_to_stderr)
+        store = checkpoint.ResumeStore(args.resume_dir, config_hash(spec), log=log)
         try:
             resumed = store.restore_latest(trainer.abstract_state())
         except checkpoint.CheckpointError as err:
             fail(err)
         if resumed:
-            state, progress = jax.device_put(resumed[0], trainer.replicated), resumed[1]
-            log_to_stderr(f"resuming from step {int(state.step)} ({args.resume_dir})")
-    state, summary = trainer.fit(state, metrics_path=args.metrics, progress=progress,
+            state, progress = parallel.place_state(resumed[0], trainer.mesh, trainer.strategy), resumed[1]
+            log(f"resuming from step {int(state.step)} ({args.resume_dir})")
+    state, summary = trainer.fit(state, metrics_path=args.metrics if primary else None, progress=progress,
                                  checkpoint=store.save if store else None,
                                  checkpoint_every_steps=spec["schedule"].get("checkpoint_every_steps", 0))
     checkpoint.save(args.checkpoint, state)
     summary["hardware"] = hardware
-    write_json_atomic(args.summary, summary)
+    if primary:
+        write_json_atomic(args.summary, summary)
     if store:
         store.clear()
-    log_to_stderr(f"done: {summary['images_per_s']:,.0f} img/s, {summary['train_seconds']:.1f}s training, "
+    log(f"done: {summary['images_per_s']:,.0f} img/s, {summary['train_seconds']:.1f}s training, "
                   f"{summary['compile_seconds']:.1f}s compiling")
 
 

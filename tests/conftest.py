@@ -18,6 +18,7 @@ import pytest  # noqa: E402
 
 TINY_CONFIG = {
     "emulate": True,
+    "figures": False,  # `rule all` without the deck here; tests/test_figures.py builds it
     "hardware_file": str(REPO / "config" / "hardware.yaml"),
     "references_file": str(REPO / "config" / "references.csv"),
     "datasets": {

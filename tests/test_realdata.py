@@ -28,7 +28,7 @@ def test_fashion_mnist_reaches_90_percent_in_3_epochs(tmp_path):
             pytest.fail(f"{dataset['path']} missing: CI must `apt-get install dataset-fashion-mnist`")
         pytest.skip("real Fashion-MNIST absent: apt-get install dataset-fashion-mnist")
     assert exp["schedule"]["epochs"] <= 3
-    config = {"emulate": False, "hardware_file": str(REPO / "config" / "hardware.yaml"),
+    config = {"emulate": False, "figures": False, "hardware_file": str(REPO / "config" / "hardware.yaml"),
               "references_file": str(REPO / "config" / "references.csv"),
               "datasets": {exp["dataset"]: dataset}, "experiments": {EXPERIMENT: exp}}
     write_config(tmp_path, config)

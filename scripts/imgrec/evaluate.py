@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import jax
-
-from imgrec import checkpoint, provenance
+from imgrec import checkpoint, parallel, provenance
 from imgrec.config import config_hash, dataset_identity, validate_schema
 from imgrec.data import load_prepared
 from imgrec.hardware import select_devices
@@ -30,7 +28,8 @@ def evaluate_experiment(spec: dict, data_dir, checkpoint_dir, summary: dict) -> 
     devices, hardware = select_devices(spec["hardware_spec"], spec.get("emulate", False))
     dataset = load_prepared(data_dir)
     trainer = Trainer(spec, dataset, devices)
-    state = jax.device_put(checkpoint.restore(checkpoint_dir, trainer.abstract_state()), trainer.replicated)
+    state = parallel.place_state(checkpoint.restore(checkpoint_dir, trainer.abstract_state()), trainer.mesh,
+                                 trainer.strategy)
     test = trainer.evaluate(state.params, state.batch_stats, dataset.test, trainer._eval_size())
     curve = summary.get("curve", [])
     train_hw = summary.get("hardware", hardware)

@@ -44,8 +44,10 @@ def select_devices(hardware_spec: dict, emulate: bool) -> tuple[list, dict]:
             f"emulation on virtual CPU devices with `--config emulate=true`.")
     per_host = count // hardware_spec.get("hosts", 1)
     cpus = jax.devices("cpu")
+    if jax.process_count() > 1:  # emulating a multi-host target with local processes: the global devices
+        per_host = count
     if len(cpus) < per_host:
         raise HardwareError(f"emulating {name!r} needs {per_host} CPU devices, JAX has {len(cpus)}; "
                             f"set JAX_NUM_CPU_DEVICES={per_host} before JAX starts")
     return cpus[:per_host], {"requested": name, "actual": "cpu", "emulated": True, "devices": per_host,
-                             "device_kind": cpus[0].device_kind}
+                             "processes": jax.process_count(), "device_kind": cpus[0].device_kind}

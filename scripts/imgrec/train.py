@@ -7,7 +7,8 @@ Design points, each for speed or reproducibility:
   one compiled ``lax.scan`` call to cut dispatch overhead; the state buffers
   are donated.
 - Batches are sharded over the mesh's ``data`` axis (``NamedSharding``); the
-  state is replicated. The same code runs on 1 CPU, 8 virtual CPUs or a pod.
+  state is replicated, or sharded by the experiment's `parallel:` strategy (imgrec.parallel: fsdp,
+  tensor or pipeline parallel). The same code runs on 1 CPU, 8 virtual CPUs or a pod.
 - Shuffling, augmentation and init derive from the seed alone (per-epoch numpy
   permutation, ``fold_in(key, step)`` for augmentation), so the same config on
   the same hardware gives the same numbers, and a resumed run the same stream.
@@ -29,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding, PartitionSpec as P
 
 from imgrec import models, parallel
 from imgrec.data import PreparedDataset
@@ -230,18 +231,30 @@ class Trainer:
         self.flops_per_step: dict = {}
 
     # state ------------------------------------------------------------------
-    def init_state(self) -> TrainState:
+    def _new_state(self) -> TrainState:
         params, batch_stats = self.task.init_variables()
-        state = TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
-                           opt_state=self.tx.init(params))
-        return parallel.place_state(state, self.mesh, self.strategy)
+        return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
+                          opt_state=self.tx.init(params))
+
+    def init_state(self) -> TrainState:
+        return parallel.place_state(self._new_state(), self.mesh, self.strategy)
 
     def abstract_state(self):
-        return jax.eval_shape(self.init_state)
+        return jax.eval_shape(self._new_state)
 
     # compiled functions -----------------------------------------------------
-    def _batch_sharding(self, leading: int):
-        return NamedSharding(self.mesh, P(*([None] * leading), "data"))
+    def _to_devices(self, batch, leading: int):
+        """Host batch -> global array sharded over ``data``. With several processes
+        (multi-host), each loads the whole index list but feeds only its own rows."""
+        if jax.process_count() == 1:
+            return jax.device_put(batch, parallel.batch_sharding(self.mesh, leading))
+        count, index = jax.process_count(), jax.process_index()
+
+        def mine(x):
+            rows = x.shape[leading] // count
+            return np.take(x, np.arange(index * rows, (index + 1) * rows), axis=leading)
+
+        return parallel.global_batch(jax.tree.map(mine, batch), self.mesh, leading)
 
     def compiled_chunk(self, state, chunk, image_size):
         """AOT-compiled multi-step function for this chunk length and image size."""
@@ -278,7 +291,7 @@ class Trainer:
             idx = np.sort(order[step * bs:(step + n) * bs].reshape(n, bs), axis=1)
             images, labels = self.dataset.train.gather(idx, epoch=epoch, train=True)
             chunk = {"image": images, "label": labels}
-            yield step, jax.device_put(chunk, self._batch_sharding(1))
+            yield step, self._to_devices(chunk, 1)
             step += n
 
     def eval_batches(self, split):
@@ -294,7 +307,7 @@ class Trainer:
                 images = np.concatenate([images, np.zeros((pad, *images.shape[1:]), images.dtype)])
                 labels = np.concatenate([labels, np.zeros(pad, labels.dtype)])
                 mask = np.concatenate([mask, np.zeros(pad, np.float32)])
-            yield jax.device_put({"image": images, "label": labels, "mask": mask}, self._batch_sharding(0))
+            yield self._to_devices({"image": images, "label": labels, "mask": mask}, 0)
 
     # evaluation -----------------------------------------------------------------
     def evaluate(self, params, batch_stats, split, image_size=None) -> dict:

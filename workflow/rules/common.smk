@@ -40,3 +40,17 @@ def dataset_spec_json(wildcards):
 
 def prepared_meta(wildcards):
     return f"{DATA_DIR}/{experiment_spec(wildcards.experiment)['dataset']}/meta.json"
+
+
+def launcher(wildcards):
+    """How a training command starts: directly; as local processes emulating the hosts of a
+    multi-host target (with `emulate`); or on every worker of a Cloud TPU pod slice."""
+    spec = experiment_spec(wildcards.experiment)
+    hw = spec["hardware_spec"]
+    hosts = hw.get("hosts", 1)
+    if hosts == 1:
+        return ""
+    if spec["emulate"]:
+        return (f"python {os.path.join(SCRIPTS, 'launch_local.py')} --processes {hosts}"
+                f" --devices-per-process {hw['devices'] // hosts} --")
+    return f"python {os.path.join(SCRIPTS, 'launch_tpu_pod.py')} --target {hw['name']} --no-sync --"

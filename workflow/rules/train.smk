@@ -10,6 +10,7 @@ rule train:
         spec=spec_json,
         data=lambda wildcards, input: os.path.dirname(input.data),
         resume_dir=lambda wildcards: f"results/work/{wildcards.experiment}",
+        launcher=launcher,
     log:
         "results/logs/train/{experiment}.log",
     resources:
@@ -17,6 +18,6 @@ rule train:
     conda:
         CONDA_ENV
     shell:
-        "python {input.script} --spec {params.spec:q} --data {params.data}"
+        "{params.launcher} python {input.script} --spec {params.spec:q} --data {params.data}"
         " --checkpoint {output.checkpoint} --summary {output.summary} --metrics {output.metrics}"
         " --resume-dir {params.resume_dir} 2>&1 | tee {log}"

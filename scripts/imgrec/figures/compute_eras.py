@@ -10,7 +10,7 @@ in log space) to the points of that era. The pipeline's own training runs
 CLI::
 
     python -m imgrec.figures.compute_eras --facts config/facts/compute_eras.csv \
-        [--epoch-csv PATH_OR_URL] [--results-dir results] \
+        [--epoch-csv PATH_OR_URL] [--results-dir results] [results/<experiment>.json ...] \
         --out results/figures/compute_eras
 """
 
@@ -92,8 +92,13 @@ def _get(record: dict, dotted: str):
 def load_own_runs(results_dir) -> pd.DataFrame:
     """Own runs from ``<results_dir>/*.json`` with ``experiment``,
     ``train.total_flops`` and ``provenance.created``; anything else is skipped."""
+    return load_own_runs_from(Path(results_dir).glob("*.json"))
+
+
+def load_own_runs_from(paths) -> pd.DataFrame:
+    """Own runs from the given result files (as ``load_own_runs``)."""
     rows = []
-    for path in sorted(Path(results_dir).glob("*.json")):
+    for path in sorted(Path(p) for p in paths):
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -290,10 +295,14 @@ def main(argv=None) -> int:
     p.add_argument("--epoch-csv", default=None,
                    help="Epoch AI notable_ai_models.csv (path or URL); replaces --facts")
     p.add_argument("--results-dir", default=None, help="read own runs from <dir>/*.json")
+    p.add_argument("results", nargs="*", help="read own runs from these result files")
     p.add_argument("--out", required=True, help="output stem (writes .png .pdf .svg .txt)")
     args = p.parse_args(argv)
     facts = load_epoch_csv(args.epoch_csv) if args.epoch_csv else load_facts(args.facts)
     own = load_own_runs(args.results_dir) if args.results_dir else None
+    if args.results:
+        files = load_own_runs_from(args.results)
+        own = files if own is None else pd.concat([own, files], ignore_index=True)
     fig = plot_compute_eras(facts, own, args.out)
     plt.close(fig)
     return 0
