@@ -33,7 +33,7 @@ def test_emulated_target_uses_virtual_cpu_devices():
         pytest.skip("needs JAX_NUM_CPU_DEVICES=8")
     devices, record = select_devices(target("tpu-v3-8"), emulate=True)
     assert len(devices) == 8
-    assert record == {"requested": "tpu-v3-8", "actual": "cpu", "emulated": True, "devices": 8,
+    assert record == {"requested": "tpu-v3-8", "actual": "cpu", "emulated": True, "devices": 8, "processes": 1,
                       "device_kind": devices[0].device_kind}
 
 

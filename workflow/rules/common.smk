@@ -54,3 +54,9 @@ def launcher(wildcards):
         return (f"python {os.path.join(SCRIPTS, 'launch_local.py')} --processes {hosts}"
                 f" --devices-per-process {hw['devices'] // hosts} --")
     return f"python {os.path.join(SCRIPTS, 'launch_tpu_pod.py')} --target {hw['name']} --no-sync --"
+
+
+def gpus(wildcards):
+    """GPUs a training job holds (for `--resources gpu=N` and the cluster profiles)."""
+    hw = experiment_spec(wildcards.experiment)["hardware_spec"]
+    return hw["devices"] if hw["platform"] == "gpu" and not config["emulate"] else 0

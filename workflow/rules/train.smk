@@ -14,7 +14,7 @@ rule train:
     log:
         "results/logs/train/{experiment}.log",
     resources:
-        gpu=0,
+        gpu=gpus,
     conda:
         CONDA_ENV
     shell:

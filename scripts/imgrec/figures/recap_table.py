@@ -10,6 +10,7 @@ CLI::
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pandas as pd
@@ -50,13 +51,18 @@ def plot_recap_table(frame: pd.DataFrame, out_stem):
     row_h = 0.5  # inches
     table_h = row_h * (len(cells) + 1)
     fig_h = table_h + 0.9
-    fig = plt.figure(figsize=(12.8, fig_h))
+    # Column widths follow the longest text in each column (header words may wrap onto two lines).
+    lengths = [max([max(len(w) for w in h.split()) + 2] + [len(str(r[c])) + 2 for r in cells])
+               for c, h in enumerate(HEADER)]
+    fig_w = max(12.8, 0.11 * sum(lengths))
+    fig = plt.figure(figsize=(fig_w, fig_h))
     ax = fig.add_axes((0.0, 0.0, 1.0, table_h / fig_h))
     ax.set_axis_off()
-    table = ax.table(cellText=cells, colLabels=HEADER, bbox=(0, 0, 1, 1), cellLoc="center")
+    header = ["\n".join(textwrap.wrap(h, max(lengths[c] - 2, 4))) for c, h in enumerate(HEADER)]
+    table = ax.table(cellText=cells, colLabels=header, bbox=(0, 0, 1, 1), cellLoc="center",
+                     colWidths=[n / sum(lengths) for n in lengths])
     table.auto_set_font_size(False)
     table.set_fontsize(10.5)
-    table.auto_set_column_width(list(range(len(HEADER))))
     for (row, col), cell in table.get_celld().items():
         cell.set_edgecolor("0.8")
         if row == 0:
@@ -71,8 +77,6 @@ def plot_recap_table(frame: pd.DataFrame, out_stem):
     fig.suptitle(TITLE, x=0.0, y=1.0 - 0.15 / fig_h, ha="left", va="top", fontsize=18, fontweight="bold")
     refs = sorted({s for s in frame.get("reference_source", pd.Series(dtype=object)) if isinstance(s, str)})
     if refs:
-        import textwrap
-
         ax.text(0.0, -0.04, textwrap.fill("References: " + "; ".join(refs), 180), fontsize=9, color="0.35",
                 va="top", ha="left", transform=ax.transAxes)
     save_figure(fig, out_stem)
