@@ -6,9 +6,8 @@ emulated, ...}], "note": ...}`` (written by ``imgrec.scaling``). One line per
 file, model and strategy; the dashed line of the same colour is ideal linear
 scaling from that line's 1-device point; hollow markers are emulated points
 (virtual CPU devices sharing one host's cores: overheads, not interconnect).
-With no scaling results the figure says so instead of plotting anything. Where the
-scaling stage's own ``imgrec.figures.scaling.plot_scaling`` exists, it draws the
-figure from the same points; the plot below is the fallback.
+With no scaling results the figure says so instead of plotting anything; otherwise
+``imgrec.figures.scaling.plot_scaling`` draws it.
 
 CLI::
 
@@ -20,10 +19,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
-
-from imgrec.figures.common import color_for, placeholder
-from imgrec.figures.style import apply_style, plt, save_figure, write_caption
+from imgrec.figures.common import placeholder
+from imgrec.figures.style import plt
 
 TITLE = "Scaling: measured throughput against device count"
 
@@ -55,15 +52,6 @@ def series(results: list[dict]) -> list[dict]:
             for k, v in sorted(lines.items())]
 
 
-def _shared_plot():
-    """``imgrec.figures.scaling.plot_scaling(points, out_stem)`` (the scaling stage's figure), if present."""
-    try:
-        from imgrec.figures import scaling
-    except ImportError:
-        return None
-    return getattr(scaling, "plot_scaling", None)
-
-
 def plot_scaling(results: list[dict], out_stem):
     """The figure (a Figure, or None when the scaling stage's own plot_scaling drew and closed it)."""
     lines = series(results)
@@ -73,59 +61,11 @@ def plot_scaling(results: list[dict], out_stem):
                            f"{TITLE}. No scaling results yet ({where}): this figure is drawn from "
                            "results/scaling/*.json and shows measured images/s against device count, with ideal "
                            "linear scaling, once a scaling sweep has written them.")
-    shared = _shared_plot()
-    if shared is not None:  # the scaling stage's own figure, where that module is present
-        shared([p for s in lines for p in s["points"]], out_stem)
-        return None
-    apply_style()
-    fig, ax = plt.subplots()
-    devices = sorted({p["devices"] for s in lines for p in s["points"]})
-    multi_file = len({s["name"] for s in lines}) > 1
-    any_emulated = False
-    for i, s in enumerate(lines):
-        color = color_for(i)
-        xs = [p["devices"] for p in s["points"]]
-        ys = [p["images_per_s"] for p in s["points"]]
-        label = f"{s['model']} {s['strategy']}" + (f" [{s['name']}]" if multi_file else "")
-        ax.plot(xs, ys, "-", color=color, label=label, zorder=3)
-        for x, y, p in zip(xs, ys, s["points"]):
-            emulated = bool(p.get("emulated"))
-            any_emulated |= emulated
-            ax.plot([x], [y], "o", ms=8, color=color, markerfacecolor="white" if emulated else color, zorder=4)
-        base = next((p["images_per_s"] for p in s["points"] if p["devices"] == 1), None)
-        if base:
-            ax.plot(xs, [base * x for x in xs], "--", color=color, alpha=0.5, lw=1.5, zorder=2)
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.xaxis.set_major_locator(FixedLocator(devices))
-    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.xaxis.set_minor_locator(NullLocator())
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("Devices")
-    ax.set_ylabel("Training throughput (images/s, log scale)")
-    ax.set_title(TITLE, loc="left")
-    ax.plot([], [], "--", color="0.4", alpha=0.6, label="ideal linear scaling")
-    if any_emulated:
-        ax.plot([], [], "o", ms=8, color="0.4", markerfacecolor="white", ls="none", label="emulated (virtual CPU devices)")
-    ax.legend(loc="upper left", fontsize=11)
-    save_figure(fig, out_stem)
-    write_caption(out_stem, caption(results, lines, any_emulated))
-    return fig
+    # The scaling stage's own figure draws the measured lines.
+    from imgrec.figures.scaling import plot_scaling as draw
 
-
-def caption(results, lines, any_emulated) -> str:
-    parts = [f"{TITLE}, from {len(results)} scaling result file(s) ({', '.join(r['name'] for r in results)}): "
-             f"{len(lines)} line(s), one per model and parallelism strategy; dashed: ideal linear scaling from "
-             "the 1-device point."]
-    kinds = sorted({r["kind"] for r in results if r["kind"]})
-    if kinds:
-        parts.append("Kind: " + "; ".join(kinds) + ".")
-    if any_emulated:
-        parts.append("Hollow markers are emulated points: virtual CPU devices that share one host's cores show "
-                     "overheads, not a real interconnect.")
-    notes = sorted({r["note"] for r in results if r["note"]})
-    parts += [n if n.endswith(".") else n + "." for n in notes]
-    return " ".join(parts)
+    draw([p for line in lines for p in line["points"]], out_stem)
+    return None
 
 
 def main(argv=None) -> int:
