@@ -4,15 +4,15 @@ Design points, each for speed or reproducibility:
 - Steps are pure functions of (state, batch) compiled once per input shape
   with ``jax.jit`` (ahead of time, so compile time and the XLA FLOP count are
   known before the first step); ``steps_per_call`` > 1 fuses several steps into
-  one compiled ``lax.scan`` call to cut dispatch overhead; the state buffers
-  are donated.
+  one compiled call (unrolled: see ``multi_step``) to cut dispatch overhead; the
+  state buffers are donated.
 - Batches are sharded over the mesh's ``data`` axis (``NamedSharding``); the
   state is replicated, or sharded by the experiment's `parallel:` strategy (imgrec.parallel: fsdp,
   tensor or pipeline parallel). The same code runs on 1 CPU, 8 virtual CPUs or a pod.
 - Shuffling, augmentation and init derive from the seed alone (per-epoch numpy
   permutation, ``fold_in(key, step)`` for augmentation), so the same config on
   the same hardware gives the same numbers, and a resumed run the same stream.
-- Metrics stay on the device until an epoch ends (or a progress line is due).
+- Metrics stay on the device until an epoch ends (or a checkpoint is due).
 """
 
 from __future__ import annotations
