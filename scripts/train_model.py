@@ -29,7 +29,7 @@ def main(argv=None):
         prepare_environment(spec["hardware_spec"], spec.get("emulate", False))
         import jax
 
-        from imgrec import checkpoint, models, parallel
+        from imgrec import checkpoint, models
         from imgrec.parallel import multihost
 
         # Several hosts (a TPU pod, SLURM tasks, or local processes emulating them): join them first.
@@ -61,7 +61,7 @@ def main(argv=None):
         except checkpoint.CheckpointError as err:
             fail(err)
         if resumed:
-            state, progress = parallel.place_state(resumed[0], trainer.mesh, trainer.strategy), resumed[1]
+            state, progress = resumed
             log(f"resuming from step {int(state.step)} ({args.resume_dir})")
     state, summary = trainer.fit(state, metrics_path=args.metrics if primary else None, progress=progress,
                                  checkpoint=store.save if store else None,

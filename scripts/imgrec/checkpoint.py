@@ -15,7 +15,7 @@ class CheckpointError(RuntimeError):
 def save(path, state) -> None:
     path = Path(path).absolute()
     with ocp.StandardCheckpointer() as ckptr:
-        ckptr.save(path, jax.device_get(state))
+        ckptr.save(path, state)  # sharded arrays are written by the processes that hold them
         ckptr.wait_until_finished()
 
 
@@ -82,7 +82,7 @@ class ResumeStore:
     def save(self, state, progress: dict) -> None:
         step = int(jax.device_get(state.step))
         self.manager.save(step, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(jax.device_get(state)),
+            state=ocp.args.StandardSave(state),
             progress=ocp.args.JsonSave({"config_hash": self.config_hash, "progress": progress})), force=True)
         self.manager.wait_until_finished()
 

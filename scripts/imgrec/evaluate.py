@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from imgrec import checkpoint, parallel, provenance
+from imgrec import checkpoint, provenance
 from imgrec.config import config_hash, dataset_identity, validate_schema
 from imgrec.data import load_prepared
 from imgrec.hardware import select_devices
@@ -28,9 +28,8 @@ def evaluate_experiment(spec: dict, data_dir, checkpoint_dir, summary: dict) -> 
     devices, hardware = select_devices(spec["hardware_spec"], spec.get("emulate", False))
     dataset = load_prepared(data_dir)
     trainer = Trainer(spec, dataset, devices)
-    state = parallel.place_state(checkpoint.restore(checkpoint_dir, trainer.abstract_state()), trainer.mesh,
-                                 trainer.strategy)
-    test = trainer.evaluate(state.params, state.batch_stats, dataset.test, trainer._eval_size())
+    state = checkpoint.restore(checkpoint_dir, trainer.abstract_state())
+    test = trainer.evaluate(state.params, state.batch_stats, dataset.test, trainer.eval_image_size())
     curve = summary.get("curve", [])
     train_hw = summary.get("hardware", hardware)
     result = {

@@ -240,7 +240,11 @@ class Trainer:
         return parallel.place_state(self._new_state(), self.mesh, self.strategy)
 
     def abstract_state(self):
-        return jax.eval_shape(self._new_state)
+        """Shapes, dtypes and shardings of the state on this mesh: a restore target that
+        puts a checkpoint straight onto the devices, whatever topology wrote it."""
+        shapes = jax.eval_shape(self._new_state)
+        shardings = parallel.state_shardings(shapes, self.mesh, self.strategy)
+        return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), shapes, shardings)
 
     # compiled functions -----------------------------------------------------
     def _to_devices(self, batch, leading: int):
@@ -385,7 +389,7 @@ class Trainer:
                       "image_size": image_size or self.dataset.image_shape[0],
                       "lr": float(self.lr_schedule(max(step - 1, 0)))}
             if eval_each_epoch:
-                test = self.evaluate(state.params, state.batch_stats, self.dataset.test, self._eval_size())
+                test = self.evaluate(state.params, state.batch_stats, self.dataset.test, self.eval_image_size())
                 record.update(test_loss=test["loss"], test_accuracy=test["accuracy"])
                 if target and progress["time_to_target"] is None and test["accuracy"] >= target:
                     progress["time_to_target"] = progress["train_seconds"]
@@ -421,7 +425,8 @@ class Trainer:
             raise DivergenceError(f"loss became {losses[bad[0]]} at step {first_step + int(bad[0]) + 1} (epoch "
                                   f"{epoch + 1}); lower the learning rate or check the data")
 
-    def _eval_size(self):
+    def eval_image_size(self):
+        """Evaluation runs at the last (largest) progressive-resizing size, else the native one."""
         sizes = self.schedule.get("image_sizes")
         return sizes[-1] if sizes else None
 

@@ -1,5 +1,5 @@
 # Scaling curves.
-#   snakemake --cores all results/scaling/cpu.json   (the figure: imgrec.figures.scaling_curves)
+#   snakemake --cores all results/scaling/cpu.json   (the figure: `python scripts/make_figures.py scaling`)
 # Each point runs in its own process; on a CPU host the points beyond 1 device
 # are emulated (virtual CPU devices) and marked so in the JSON and the figure.
 

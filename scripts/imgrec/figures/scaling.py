@@ -2,25 +2,16 @@
 
 One line per (model, strategy) from ``results/scaling/*.json``; the dotted line
 of the same colour is ideal scaling from its 1-device point. Hollow markers are
-emulated points (virtual CPU devices sharing one host's cores).
-
-    python -m imgrec.figures.scaling results/scaling/cpu.json --out results/figures/scaling
+emulated points (virtual CPU devices sharing one host's cores). Reading the
+result files and the command line live in ``imgrec.figures.scaling_curves``
+(``python scripts/make_figures.py scaling ...``).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 
 from imgrec.figures.style import apply_style, plt, save_figure, write_caption
-
-
-def load_points(paths) -> list[dict]:
-    points = []
-    for path in paths:
-        points += [p for p in json.loads(Path(path).read_text())["points"] if "images_per_s" in p]
-    return points
 
 
 def plot_scaling(points: list[dict], out_stem, title: str = "Scaling: measured vs ideal") -> list[Path]:
@@ -60,15 +51,3 @@ def plot_scaling(points: list[dict], out_stem, title: str = "Scaling: measured v
                   "virtual CPU devices sharing one host's cores (hollow markers): they measure overheads, "
                   "not an interconnect.")
     return paths
-
-
-def main(args=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("results", nargs="+", help="results/scaling/<name>.json files")
-    parser.add_argument("--out", required=True, help="output stem, e.g. results/figures/scaling")
-    ns = parser.parse_args(args)
-    plot_scaling(load_points(ns.results), ns.out)
-
-
-if __name__ == "__main__":
-    main()
