@@ -98,3 +98,94 @@ def test_bf16_cnn_matches_plain_dense_and_pool(name, shape, monkeypatch):
     for a, b in zip(jax.tree.leaves(new[1]), jax.tree.leaves(plain[1])):
         assert a.dtype == b.dtype == jnp.float32
         np.testing.assert_allclose(a, b, rtol=0.1, atol=0.02 * float(jnp.abs(b).max()) + 1e-6)
+
+
+# ------------------------------------------- convolutions: chunked kernel gradient, patch matmul
+def plain_conv(x, w, **kw):
+    return jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"), **kw)
+
+
+def conv_and_grads(conv, x, w, g):
+    y, vjp = jax.vjp(conv, x, w)
+    return (y, *vjp(g))
+
+
+def conv_case(shape, features, dtype, seed=0):
+    k1, k2, k3 = jax.random.split(jax.random.key(seed), 3)
+    x = jax.random.normal(k1, shape, jnp.float32).astype(dtype)
+    w = (jax.random.normal(k2, (3, 3, shape[-1], features), jnp.float32) * 0.2).astype(dtype)
+    g = jax.random.normal(k3, (*shape[:3], features), jnp.float32).astype(dtype)
+    return x, w, g
+
+
+@pytest.mark.parametrize("shards", [1, 2])
+@pytest.mark.parametrize("shape", [(8, 28, 28, 32), (16, 16, 16, 32), (8, 6, 10, 5)])
+def test_chunked_conv_matches_lax_conv_fp32(shape, shards):
+    x, w, g = conv_case(shape, 32, jnp.float32)
+    dims = jax.lax.conv_dimension_numbers(x.shape, w.shape, ("NHWC", "HWIO", "NHWC"))
+    chunked = lambda x, w: cnn.chunked_conv(x, w, (1, 1), "SAME", dimension_numbers=dims, batch_shards=shards)
+    y, dx, dw = jax.jit(lambda x, w, g: conv_and_grads(chunked, x, w, g))(x, w, g)
+    y0, dx0, dw0 = jax.jit(lambda x, w, g: conv_and_grads(plain_conv, x, w, g))(x, w, g)
+    np.testing.assert_array_equal(y, y0)  # the same convolution forward and for the input gradient
+    np.testing.assert_array_equal(dx, dx0)
+    assert dw.dtype == dw0.dtype == jnp.float32
+    np.testing.assert_allclose(dw, dw0, rtol=1e-5, atol=1e-5 * float(jnp.abs(dw0).max()))  # the sum in another order
+
+
+def test_chunked_conv_bf16_accumulates_in_fp32():
+    x, w, g = conv_case((16, 12, 12, 32), 32, jnp.bfloat16, seed=1)
+    dims = jax.lax.conv_dimension_numbers(x.shape, w.shape, ("NHWC", "HWIO", "NHWC"))
+    chunked = lambda x, w: cnn.chunked_conv(x, w, (1, 1), "SAME", dimension_numbers=dims)
+    _, _, dw = jax.jit(lambda x, w, g: conv_and_grads(chunked, x, w, g))(x, w, g)
+    exact = jax.grad(lambda w: jnp.sum(plain_conv(x.astype(jnp.float32), w) * g.astype(jnp.float32)))(
+        w.astype(jnp.float32))
+    assert dw.dtype == jnp.bfloat16
+    np.testing.assert_allclose(np.asarray(dw, np.float32), exact, rtol=2 ** -7, atol=1e-2)  # one bf16 rounding
+
+
+@pytest.mark.parametrize("kwargs,shape,convs", [
+    ({"window_strides": (2, 2)}, (8, 8, 8, 4), ("chunked_conv", "patch_conv")),  # strided
+    ({"padding": "VALID"}, (8, 8, 8, 4), ("chunked_conv", "patch_conv")),        # other padding
+    ({}, (6, 8, 8, 4), ("chunked_conv",)),                                         # batch not a multiple of the chunk
+])
+def test_fast_convs_fall_back_to_lax_for_other_convolutions(kwargs, shape, convs):
+    x, w, g = conv_case(shape, 8, jnp.float32, seed=2)
+    args = {"window_strides": (1, 1), "padding": "SAME", **kwargs}
+    dims = jax.lax.conv_dimension_numbers(x.shape, w.shape, ("NHWC", "HWIO", "NHWC"))
+    for conv in (getattr(cnn, name) for name in convs):
+        ours = jax.grad(lambda w: jnp.sum(conv(x, w, dimension_numbers=dims, **args) ** 2))(w)
+        lax = jax.grad(lambda w: jnp.sum(jax.lax.conv_general_dilated(x, w, dimension_numbers=dims, **args) ** 2))(w)
+        np.testing.assert_array_equal(ours, lax)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_patch_conv_matches_lax_conv(channels):
+    x, w, g = conv_case((8, 14, 14, channels), 32, jnp.float32, seed=3)
+    dims = jax.lax.conv_dimension_numbers(x.shape, w.shape, ("NHWC", "HWIO", "NHWC"))
+    patch = lambda x, w: cnn.patch_conv(x, w, (1, 1), "SAME", dimension_numbers=dims)
+    for ours, lax in zip(conv_and_grads(patch, x, w, g), conv_and_grads(plain_conv, x, w, g)):
+        np.testing.assert_allclose(ours, lax, rtol=1e-5, atol=1e-5 * float(jnp.abs(lax).max()))
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+@pytest.mark.parametrize("name,shape", [("mnist_cnn", (28, 28, 1)), ("cifar_cnn", (32, 32, 3))])
+def test_cnn_loss_and_gradients_match_plain_convolutions(name, shape, dtype, monkeypatch):
+    """The whole CNN with patch_conv + chunked_conv against lax.conv_general_dilated everywhere."""
+    model = create_model(name, num_classes=10, dtype=dtype)
+    x = jax.random.normal(jax.random.key(10), (8, *shape))
+    labels = jnp.arange(8) % 10
+    params = model.init(jax.random.key(11), x[:1])["params"]
+
+    def loss(params):
+        logits = model.apply({"params": params}, x).astype(jnp.float32)
+        return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], 1))
+
+    new = jax.jit(jax.value_and_grad(loss))(params)
+    monkeypatch.setattr(cnn, "patch_conv", jax.lax.conv_general_dilated)
+    monkeypatch.setattr(cnn, "chunked_conv", lambda *a, batch_shards=1, **kw: jax.lax.conv_general_dilated(*a, **kw))
+    plain = jax.jit(jax.value_and_grad(loss))(params)
+    exact = dtype == jnp.float32
+    np.testing.assert_allclose(new[0], plain[0], rtol=1e-5 if exact else 2e-2)
+    for a, b in zip(jax.tree.leaves(new[1]), jax.tree.leaves(plain[1])):
+        scale = float(jnp.abs(b).max())
+        np.testing.assert_allclose(a, b, rtol=1e-4 if exact else 0.1, atol=(1e-5 if exact else 0.03) * scale + 1e-7)

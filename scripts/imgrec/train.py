@@ -81,14 +81,14 @@ def resize(x, size: int | None):
 class Task:
     """A model + precision policy + input statistics: the pure functions the loops compile."""
 
-    def __init__(self, spec: dict, num_classes: int, image_shape, mean, std):
+    def __init__(self, spec: dict, num_classes: int, image_shape, mean, std, batch_shards: int = 1):
         self.spec = spec
         self.policy = get_policy(spec["precision"])
         self.num_classes = num_classes
         self.image_shape = tuple(image_shape)
         self.mean, self.std = tuple(mean), tuple(std)
         self.model = models.create_model(spec["model"], num_classes=num_classes, dtype=self.policy.compute_dtype,
-                                         **spec.get("model_args", {}))
+                                         batch_shards=batch_shards, **spec.get("model_args", {}))
         self.label_smoothing = spec["schedule"].get("label_smoothing", 0.0)
         self.augment_ops = tuple(spec.get("augment", ()))
         self.base_key = jax.random.key(spec.get("seed", 0))
@@ -222,7 +222,8 @@ class Trainer:
         if self.steps_per_epoch == 0:
             raise ValueError(f"batch_size {self.batch_size} exceeds the {len(dataset.train)} training examples")
         mean, std = dataset.meta["mean"], dataset.meta["std"]
-        self.task = Task(spec, dataset.num_classes, dataset.image_shape, mean, std)
+        self.task = Task(spec, dataset.num_classes, dataset.image_shape, mean, std,
+                         batch_shards=parallel.axis_size(self.mesh, "data"))
         self.tx = make_optimizer(self.schedule, self.steps_per_epoch)
         self.lr_schedule = make_schedule(self.schedule, self.steps_per_epoch)
         self.replicated = NamedSharding(self.mesh, P())

@@ -8,7 +8,9 @@ with no graph/state split on the hot path.
 A model factory takes ``num_classes`` and ``dtype`` (the compute dtype of the
 precision policy; parameters stay float32) plus model-specific keyword
 arguments from the experiment's ``model_args``, and returns a Linen module whose
-``__call__(x, train: bool)`` maps NHWC images to float logits.
+``__call__(x, train: bool)`` maps NHWC images to float logits. Factories
+registered with ``takes_batch_shards`` also get the number of devices the batch
+is split over (a layout hint for their kernels, never a change to the math).
 """
 
 from __future__ import annotations
@@ -18,21 +20,26 @@ from typing import Callable
 import flax.linen as nn
 
 MODELS: dict[str, Callable[..., nn.Module]] = {}
+TAKES_BATCH_SHARDS: set[str] = set()
 
 
-def register(name: str):
+def register(name: str, *, takes_batch_shards: bool = False):
     def wrap(factory):
         if name in MODELS:
             raise ValueError(f"model {name!r} registered twice")
         MODELS[name] = factory
+        if takes_batch_shards:
+            TAKES_BATCH_SHARDS.add(name)
         return factory
 
     return wrap
 
 
-def create_model(name: str, *, num_classes: int, dtype, **model_args) -> nn.Module:
+def create_model(name: str, *, num_classes: int, dtype, batch_shards: int = 1, **model_args) -> nn.Module:
     if name not in MODELS:
         raise KeyError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}")
+    if name in TAKES_BATCH_SHARDS:
+        model_args["batch_shards"] = batch_shards
     return MODELS[name](num_classes=num_classes, dtype=dtype, **model_args)
 
 

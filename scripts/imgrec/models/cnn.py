@@ -97,6 +97,103 @@ def _dense_dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_el
                                preferred_element_type=preferred_element_type)
 
 
+NHWC_HWIO = ("NHWC", "HWIO", "NHWC")
+WEIGHT_GRAD_CHUNK = 4  # images per weight-gradient convolution; fastest on XLA:CPU (see chunked_conv)
+
+
+def _is_plain_3x3(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
+                  feature_group_count, batch_group_count=1, **kw):
+    ones = lambda v: v is None or all(d == 1 for d in v)
+    same = padding == "SAME" or (not isinstance(padding, str) and tuple(map(tuple, padding)) == ((1, 1), (1, 1)))
+    return (lhs.ndim == 4 and rhs.ndim == 4 and rhs.shape[:2] == (3, 3) and same and ones(window_strides)
+            and ones(lhs_dilation) and ones(rhs_dilation) and feature_group_count == 1 and batch_group_count == 1
+            and not kw and dimension_numbers == jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, NHWC_HWIO))
+
+
+def _conv(x, kernel):
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=NHWC_HWIO)
+
+
+def _weight_grad(x, g):
+    """d(sum(conv(x, k) * g))/dk for a 3x3 SAME conv: the correlation of x and g, as the
+    convolution XLA's own transpose rule emits (channels as batch, images as features),
+    accumulated in float32."""
+    return jax.lax.conv_general_dilated(x, g, (1, 1), ((1, 1), (1, 1)), dimension_numbers=("CHWN", "IHWO", "HWNC"),
+                                        preferred_element_type=jnp.float32)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _chunked_conv(x, kernel, shards, chunk):
+    return _conv(x, kernel)
+
+
+def _chunked_conv_fwd(x, kernel, shards, chunk):
+    return _conv(x, kernel), (x, kernel)
+
+
+def _chunked_conv_bwd(shards, chunk, res, g):
+    x, kernel = res
+    dx = jax.vjp(lambda x: _conv(x, kernel), x)[1](g)[0]
+    # chunk i takes images [i, i + chunk) of every shard's local batch, so on a mesh each
+    # device convolves its own images (a batch-sharded conv) and nothing moves but the sum
+    local = x.shape[0] // shards
+
+    def take(a, i):
+        return a.reshape(shards, local, *a.shape[1:])[:, i:i + chunk].reshape(shards * chunk, *a.shape[1:])
+
+    dk = sum(_weight_grad(take(x, i), take(g, i)) for i in range(0, local, chunk))
+    return dx, dk.astype(kernel.dtype)
+
+
+_chunked_conv.defvjp(_chunked_conv_fwd, _chunked_conv_bwd)
+
+
+def chunked_conv(lhs, rhs, window_strides=(1, 1), padding="SAME", lhs_dilation=None, rhs_dilation=None,
+                 dimension_numbers=None, feature_group_count=1, precision=None, preferred_element_type=None,
+                 *, batch_shards: int = 1, **kw):
+    """``lax.conv_general_dilated`` (the signature ``nn.Conv`` calls) whose kernel gradient is
+    summed over chunks of ``WEIGHT_GRAD_CHUNK`` images per batch shard (device).
+
+    Same forward pass and input gradient; the kernel gradient is the same sum in another
+    order, accumulated in float32. Why: XLA:CPU computes a 3x3 conv's kernel gradient as one
+    convolution with an image-sized kernel, which over a batch of 128 runs at about a fifth
+    of the forward conv's speed, and over 4 images at a time near it (measured: 54 ms for
+    the MNIST CNN's second conv at batch 128, 11 ms in chunks of 4). ``batch_shards`` is
+    the number of devices the batch is split over, so that each chunk spans all of them.
+    Anything but a 3x3, stride-1, SAME, NHWC conv goes to ``lax.conv_general_dilated``.
+    ``tests/test_models_cnn_equivalence.py`` checks values and gradients against it."""
+    n = lhs.shape[0]
+    if (precision is not None or preferred_element_type is not None or n % batch_shards
+            or (n // batch_shards) % WEIGHT_GRAD_CHUNK
+            or not _is_plain_3x3(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
+                                 feature_group_count, **kw)):
+        return jax.lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
+                                            dimension_numbers, feature_group_count, precision=precision,
+                                            preferred_element_type=preferred_element_type, **kw)
+    return _chunked_conv(lhs, rhs, batch_shards, WEIGHT_GRAD_CHUNK)
+
+
+def patch_conv(lhs, rhs, window_strides=(1, 1), padding="SAME", lhs_dilation=None, rhs_dilation=None,
+               dimension_numbers=None, feature_group_count=1, precision=None, preferred_element_type=None, **kw):
+    """A 3x3/1 SAME convolution of an input with few channels (the image) as one matmul: the nine
+    shifted copies of the input side by side ([N, H, W, 9*C], small for C = 1 or 3) times the
+    kernel reshaped to [9*C, features]; its kernel gradient is then one [N*H*W, 9*C]^T x
+    [N*H*W, features] matmul. Measured on the CIFAR CNN's first conv (3 channels, 32x32): 8%
+    more training images/s than ``chunked_conv``; about even on MNIST's 1-channel input.
+    Anything else goes to ``lax.conv_general_dilated``."""
+    if (precision is not None or preferred_element_type is not None
+            or not _is_plain_3x3(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
+                                 feature_group_count, **kw)):
+        return jax.lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
+                                            dimension_numbers, feature_group_count, precision=precision,
+                                            preferred_element_type=preferred_element_type, **kw)
+    n, h, w, c = lhs.shape
+    padded = jnp.pad(lhs, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    patches = jnp.concatenate([padded[:, i:i + h, j:j + w] for i in range(3) for j in range(3)], axis=-1)
+    out = jnp.dot(patches.reshape(n * h * w, 9 * c), rhs.reshape(9 * c, rhs.shape[-1]))
+    return out.reshape(n, h, w, rhs.shape[-1])
+
+
 class SmallCNN(nn.Module):
     """Conv32(3x3)-relu blocks, a 2x2 max-pool after each group, then
     Dense512-relu-Dense512-relu-Dense(num_classes)."""
@@ -106,6 +203,7 @@ class SmallCNN(nn.Module):
     features: int = 32
     hidden: int = 512
     dtype: jnp.dtype = jnp.float32
+    batch_shards: int = 1  # devices the batch is split over (chunked_conv's kernel-gradient chunks)
 
     @nn.compact
     def __call__(self, x, train: bool = False):
@@ -113,7 +211,12 @@ class SmallCNN(nn.Module):
         x = x.astype(self.dtype)
         for n_convs in self.conv_groups:
             for _ in range(n_convs):
-                x = nn.relu(nn.Conv(self.features, (3, 3), padding="SAME", dtype=self.dtype)(x))
+                # the image-facing conv (1 or 3 channels) as a patch matmul, the rest with chunked
+                # kernel gradients: both the same sums as lax's conv, faster on XLA:CPU
+                conv = patch_conv if x.shape[-1] <= 4 else functools.partial(chunked_conv,
+                                                                             batch_shards=self.batch_shards)
+                x = nn.relu(nn.Conv(self.features, (3, 3), padding="SAME", dtype=self.dtype,
+                                    conv_general_dilated=conv)(x))
             x = max_pool_2x2(x)
         x = x.reshape(x.shape[0], -1)
         dense = functools.partial(nn.Dense, dtype=self.dtype, dot_general=_dense_dot_general)
@@ -122,13 +225,13 @@ class SmallCNN(nn.Module):
         return dense(self.num_classes)(x)
 
 
-@register("mnist_cnn")
+@register("mnist_cnn", takes_batch_shards=True)
 def mnist_cnn(*, num_classes: int, dtype, **kw) -> nn.Module:
     """Conv32-Conv32-maxpool-Dense512-Dense512-Dense10 (the talk's MNIST CNN)."""
     return SmallCNN(conv_groups=(2,), num_classes=num_classes, dtype=dtype, **kw)
 
 
-@register("cifar_cnn")
+@register("cifar_cnn", takes_batch_shards=True)
 def cifar_cnn(*, num_classes: int, dtype, **kw) -> nn.Module:
     """Conv32 x2 - maxpool - Conv32 x2 - maxpool - Dense512-Dense512-Dense10."""
     return SmallCNN(conv_groups=(2, 2), num_classes=num_classes, dtype=dtype, **kw)
