@@ -2,7 +2,10 @@
 
 ``max_pool_2x2`` (reshape + max, with a custom VJP) against ``nn.max_pool``
 (reduce_window, select-and-scatter gradient): forward and gradient, with ties,
-in fp32 and bf16, and the whole CNN's loss and gradients with either pool."""
+in fp32 and bf16, and the whole CNN's loss and gradients with either pool.
+``chunked_conv`` and ``patch_conv`` against ``lax.conv_general_dilated``,
+``Conv3x3`` against ``nn.Conv``, the bf16 Dense dot against the plain one, and
+the whole CNNs with every fast path against the plain formulation."""
 
 import flax.linen as nn
 import jax
@@ -189,3 +192,41 @@ def test_cnn_loss_and_gradients_match_plain_convolutions(name, shape, dtype, mon
     for a, b in zip(jax.tree.leaves(new[1]), jax.tree.leaves(plain[1])):
         scale = float(jnp.abs(b).max())
         np.testing.assert_allclose(a, b, rtol=1e-4 if exact else 0.1, atol=(1e-5 if exact else 0.03) * scale + 1e-7)
+
+
+def test_conv3x3_is_nn_conv():
+    """Conv3x3 (the CNNs' conv layer) = nn.Conv(features, (3, 3), padding="SAME"): the same
+    parameters from the same key, the same outputs, the same gradients."""
+    x = jax.random.normal(jax.random.key(12), (4, 10, 10, 3))
+    ours, flax_conv = cnn.Conv3x3(16), nn.Conv(16, (3, 3), padding="SAME")
+    p_ours, p_flax = ours.init(jax.random.key(13), x)["params"], flax_conv.init(jax.random.key(13), x)["params"]
+    jax.tree.map(np.testing.assert_array_equal, p_ours, p_flax)
+    params = {"kernel": p_flax["kernel"], "bias": p_flax["bias"] + 0.1}  # a nonzero bias too
+
+    def loss(module):
+        return lambda p: jnp.sum(jnp.sin(module.apply({"params": p}, x).astype(jnp.float32)))
+
+    np.testing.assert_array_equal(ours.apply({"params": params}, x), flax_conv.apply({"params": params}, x))
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5),
+                 jax.grad(loss(ours))(params), jax.grad(loss(flax_conv))(params))
+
+
+def test_conv3x3_bf16_bias_gradient_accumulates_in_fp32():
+    """In bf16 the bias gradient (a sum over batch and pixels) is accumulated in float32 and
+    rounded once: within bf16 rounding of the exact float32 sum."""
+    x = jax.random.normal(jax.random.key(12), (4, 10, 10, 3))
+    conv = cnn.Conv3x3(16, dtype=jnp.bfloat16)
+    params = conv.init(jax.random.key(13), x)["params"]
+    g = jax.random.uniform(jax.random.key(16), (4, 10, 10, 16), minval=0.5, maxval=1.0)  # no cancellation
+    bias_grad = jax.jit(jax.grad(lambda p: jnp.sum(conv.apply({"params": p}, x).astype(jnp.float32) * g)))(params)
+    exact = np.asarray(g.astype(jnp.bfloat16).astype(jnp.float32)).sum(axis=(0, 1, 2))
+    np.testing.assert_allclose(bias_grad["bias"], exact, rtol=2 ** -8)
+
+
+def test_add_channel_bias_gradient_is_the_sum_over_batch_and_pixels():
+    y = jax.random.normal(jax.random.key(14), (3, 5, 7, 4))
+    g = jax.random.normal(jax.random.key(15), y.shape)
+    _, vjp = jax.vjp(cnn.add_channel_bias, y, jnp.zeros(4))
+    dy, db = vjp(g)
+    np.testing.assert_array_equal(dy, g)
+    np.testing.assert_allclose(db, g.sum(axis=(0, 1, 2)), rtol=1e-5)
