@@ -50,7 +50,7 @@ def evaluate_experiment(spec: dict, data_dir, checkpoint_dir, summary: dict) -> 
         "train": {
             **{k: summary.get(k) for k in ("epochs", "steps", "batch_size", "train_seconds", "compile_seconds",
                                            "wall_seconds", "images_per_s", "flops_per_step", "total_flops",
-                                           "time_to_target_seconds")},
+                                           "time_to_target_seconds", "time_to_target_end_to_end_seconds")},
             "target_accuracy": spec.get("target_accuracy"),
             "mfu": mfu(summary, spec["hardware_spec"], spec["precision"], train_hw),
             "final_train_loss": curve[-1]["train_loss"] if curve else None,

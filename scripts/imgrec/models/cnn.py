@@ -134,17 +134,34 @@ def _chunked_conv_fwd(x, kernel, shards, chunk):
     return _conv(x, kernel), (x, kernel)
 
 
+def _take(a, shards, i, chunk):
+    """Images [i, i + chunk) of every shard's local batch: on a mesh each device keeps its own."""
+    local = a.shape[0] // shards
+    return a.reshape(shards, local, *a.shape[1:])[:, i:i + chunk].reshape(shards * chunk, *a.shape[1:])
+
+
+def _untake(parts, shards):
+    """Inverse of ``_take`` over consecutive chunks: back to the batch order."""
+    parts = [p.reshape(shards, -1, *p.shape[1:]) for p in parts]
+    out = jnp.concatenate(parts, axis=1)
+    return out.reshape(-1, *out.shape[2:])
+
+
+# Images per shard that go through the conv stack together. On XLA:CPU each layer otherwise
+# streams batch-sized activations (12.8 MB per MNIST layer at batch 128, fp32) through main
+# memory; in chunks of 32 they stay in cache between layers. Measured at batch 128: MNIST CNN
+# 2,069 -> 2,576 images/s in fp32, CIFAR CNN 1,302 -> 1,738 (chunks of 8, 16 and 32 images
+# were within noise of each other). Dense layers keep the whole batch (bigger matmuls).
+CONV_STACK_CHUNK = 32
+
+
 def _chunked_conv_bwd(shards, chunk, res, g):
     x, kernel = res
     dx = jax.vjp(lambda x: _conv(x, kernel), x)[1](g)[0]
-    # chunk i takes images [i, i + chunk) of every shard's local batch, so on a mesh each
-    # device convolves its own images (a batch-sharded conv) and nothing moves but the sum
+    # each chunk spans every shard (see _take): on a mesh each device convolves its own
+    # images (a batch-sharded conv) and nothing moves but the sum
     local = x.shape[0] // shards
-
-    def take(a, i):
-        return a.reshape(shards, local, *a.shape[1:])[:, i:i + chunk].reshape(shards * chunk, *a.shape[1:])
-
-    dk = sum(_weight_grad(take(x, i), take(g, i)) for i in range(0, local, chunk))
+    dk = sum(_weight_grad(_take(x, shards, i, chunk), _take(g, shards, i, chunk)) for i in range(0, local, chunk))
     return dx, dk.astype(kernel.dtype)
 
 
@@ -249,16 +266,31 @@ class SmallCNN(nn.Module):
     def __call__(self, x, train: bool = False):
         del train  # no dropout or batch norm in the talk's CNNs
         x = x.astype(self.dtype)
-        n_conv = 0
-        for n_convs in self.conv_groups:
+        convs, channels = [], x.shape[-1]
+        for group, n_convs in enumerate(self.conv_groups):
             for _ in range(n_convs):
                 # the image-facing conv (1 or 3 channels) as a patch matmul, the rest with chunked
                 # kernel gradients: both the same sums as lax's conv, faster on XLA:CPU
-                conv = patch_conv if x.shape[-1] <= 4 else functools.partial(chunked_conv,
-                                                                             batch_shards=self.batch_shards)
-                x = nn.relu(Conv3x3(self.features, dtype=self.dtype, conv=conv, name=f"Conv_{n_conv}")(x))
-                n_conv += 1
-            x = max_pool_2x2(x)
+                conv = patch_conv if channels <= 4 else functools.partial(chunked_conv, batch_shards=self.batch_shards)
+                convs.append((group, Conv3x3(self.features, dtype=self.dtype, conv=conv, name=f"Conv_{len(convs)}")))
+                channels = self.features
+
+        def features(x):
+            for i, (group, conv) in enumerate(convs):
+                x = nn.relu(conv(x))
+                if i + 1 == len(convs) or convs[i + 1][0] != group:
+                    x = max_pool_2x2(x)
+            return x
+
+        # the conv stack runs on chunks of CONV_STACK_CHUNK images per shard, so that each chunk's
+        # activations stay in cache from one layer to the next (see CONV_STACK_CHUNK)
+        local = x.shape[0] // self.batch_shards
+        size = max((d for d in range(8, min(local, CONV_STACK_CHUNK) + 1) if local % d == 0), default=local)
+        if x.shape[0] % self.batch_shards or size == local:
+            x = features(x)
+        else:
+            x = _untake([features(_take(x, self.batch_shards, i, size)) for i in range(0, local, size)],
+                        self.batch_shards)
         x = x.reshape(x.shape[0], -1)
         dense = functools.partial(nn.Dense, dtype=self.dtype, dot_general=_dense_dot_general)
         x = nn.relu(dense(self.hidden)(x))
