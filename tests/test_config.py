@@ -57,7 +57,7 @@ def test_idx_dataset_needs_a_path():
 def test_defaults_are_filled():
     config = check(copy.deepcopy(TINY_CONFIG))
     schedule = config["experiments"]["tiny_mnist"]["schedule"]
-    assert schedule["lr_schedule"] == "constant" and schedule["eval_batch_size"] == 1000
+    assert schedule["lr_schedule"] == "constant" and schedule["eval_batch_size"] == 200
     assert config["data_dir"] == "results/data"
 
 

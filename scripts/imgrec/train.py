@@ -280,8 +280,10 @@ class Trainer:
     def compiled_eval(self, params, batch_stats, batch, image_size):
         key = ("eval", batch["label"].shape[0], image_size)
         if key not in self._compiled:
+            t0 = time.perf_counter()
             fn = jax.jit(lambda p, s, b: self.task.eval_step(p, s, b, image_size))
             self._compiled[key] = fn.lower(params, batch_stats, batch).compile()
+            self.compile_seconds += time.perf_counter() - t0
         return self._compiled[key]
 
     # data ---------------------------------------------------------------------
@@ -300,7 +302,7 @@ class Trainer:
             step += n
 
     def eval_batches(self, split):
-        bs = self.schedule.get("eval_batch_size", 1000)
+        bs = self.schedule.get("eval_batch_size", 200)
         bs = max(len(self.mesh.devices.flat), bs - bs % len(self.mesh.devices.flat))
         n = len(split)
         for start in range(0, n, bs):

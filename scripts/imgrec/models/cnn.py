@@ -153,6 +153,7 @@ def _untake(parts, shards):
 # 2,069 -> 2,576 images/s in fp32, CIFAR CNN 1,302 -> 1,738 (chunks of 8, 16 and 32 images
 # were within noise of each other). Dense layers keep the whole batch (bigger matmuls).
 CONV_STACK_CHUNK = 32
+MAX_CONV_STACK_CHUNKS = 8  # bigger batches (evaluation's 1000) take bigger chunks: compile time grows per chunk
 
 
 def _chunked_conv_bwd(shards, chunk, res, g):
@@ -285,7 +286,8 @@ class SmallCNN(nn.Module):
         # the conv stack runs on chunks of CONV_STACK_CHUNK images per shard, so that each chunk's
         # activations stay in cache from one layer to the next (see CONV_STACK_CHUNK)
         local = x.shape[0] // self.batch_shards
-        size = max((d for d in range(8, min(local, CONV_STACK_CHUNK) + 1) if local % d == 0), default=local)
+        smallest = max(CONV_STACK_CHUNK, -(-local // MAX_CONV_STACK_CHUNKS))
+        size = min((d for d in range(smallest, local + 1) if local % d == 0), default=local)
         if x.shape[0] % self.batch_shards or size == local:
             x = features(x)
         else:
