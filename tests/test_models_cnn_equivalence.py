@@ -234,22 +234,32 @@ def test_add_channel_bias_gradient_is_the_sum_over_batch_and_pixels():
 
 @pytest.mark.parametrize("shards,batch", [(1, 64), (2, 128)])
 def test_conv_stack_in_chunks_matches_whole_batch(shards, batch, monkeypatch):
-    """The conv stack over chunks of CONV_STACK_CHUNK images per shard, concatenated back in
+    """The conv stack over chunks of images per shard, concatenated back in
     batch order, gives the whole-batch numbers (loss and gradients; the output order too)."""
     model = create_model("cifar_cnn", num_classes=10, dtype=jnp.float32, batch_shards=shards)
     x = jax.random.normal(jax.random.key(17), (batch, 8, 8, 3))
     labels = jnp.arange(batch) % 10
     params = model.init(jax.random.key(18), x[:1])["params"]
-    assert batch // shards > cnn.CONV_STACK_CHUNK  # chunked
+    monkeypatch.setattr(cnn, "CONV_STACK_CHUNK_BYTES", 16 * 8 * 8 * 32 * 4)  # 16-image chunks of 8x8x32
+    assert cnn.conv_stack_chunk(batch // shards, 8 * 8 * 32 * 4) == 16
 
     def loss(params):
         logits = model.apply({"params": params}, x)
         return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], 1)), logits
 
     (l_new, logits_new), g_new = jax.jit(jax.value_and_grad(loss, has_aux=True))(params)
-    monkeypatch.setattr(cnn, "CONV_STACK_CHUNK", 10 ** 6)
+    monkeypatch.setattr(cnn, "CONV_STACK_CHUNK_BYTES", 10 ** 12)
     (l_plain, logits_plain), g_plain = jax.jit(jax.value_and_grad(loss, has_aux=True))(params)
     np.testing.assert_allclose(logits_new, logits_plain, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(l_new, l_plain, rtol=1e-6)
     for a, b in zip(jax.tree.leaves(g_new), jax.tree.leaves(g_plain)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * float(jnp.abs(b).max()) + 1e-7)
+
+
+def test_conv_stack_chunk_sizes():
+    mnist, cifar = 28 * 28 * 32 * 4, 32 * 32 * 32 * 4
+    assert cnn.conv_stack_chunk(128, mnist) == 32 and cnn.conv_stack_chunk(128, cifar) == 16
+    assert cnn.conv_stack_chunk(200, mnist) == 25 and cnn.conv_stack_chunk(200, cifar) == 25  # <= 8 chunks
+    assert cnn.conv_stack_chunk(16, mnist) == 16  # fits: one chunk
+    assert cnn.conv_stack_chunk(127, mnist) == 127  # prime: whole batch
+    assert cnn.conv_stack_chunk(1, mnist) == 1

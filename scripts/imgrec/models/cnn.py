@@ -147,13 +147,28 @@ def _untake(parts, shards):
     return out.reshape(-1, *out.shape[2:])
 
 
-# Images per shard that go through the conv stack together. On XLA:CPU each layer otherwise
-# streams batch-sized activations (12.8 MB per MNIST layer at batch 128, fp32) through main
-# memory; in chunks of 32 they stay in cache between layers. Measured at batch 128: MNIST CNN
-# 2,069 -> 2,576 images/s in fp32, CIFAR CNN 1,302 -> 1,738 (chunks of 8, 16 and 32 images
-# were within noise of each other). Dense layers keep the whole batch (bigger matmuls).
-CONV_STACK_CHUNK = 32
-MAX_CONV_STACK_CHUNKS = 8  # bigger batches (evaluation's 1000) take bigger chunks: compile time grows per chunk
+# Bytes of one conv layer's float32 output per chunk of images that go through the conv stack
+# together. On XLA:CPU each layer otherwise streams batch-sized activations (12.8 MB per MNIST
+# layer at batch 128) through main memory; in chunks of about 3 MB they stay in cache from one
+# layer to the next. Measured at batch 128 (2-core Xeon): MNIST CNN 2,069 -> 2,576 images/s in
+# fp32 with 32-image chunks (16: 2,390, 64: 2,300); CIFAR CNN 1,302 -> about 1,720 with 16
+# (32: 1,610). Dense layers keep the whole batch (bigger matmuls).
+CONV_STACK_CHUNK_BYTES = 3_300_000
+MAX_CONV_STACK_CHUNKS = 8  # compile time grows with the number of chunks
+
+
+def conv_stack_chunk(local_batch: int, bytes_per_image: int) -> int:
+    """Images per conv-stack chunk: the largest divisor of the local batch within the byte
+    budget (at least 8 images, at most MAX_CONV_STACK_CHUNKS chunks); the whole batch when
+    it fits the budget or nothing else divides it."""
+    target = max(8, CONV_STACK_CHUNK_BYTES // bytes_per_image)
+    if local_batch <= target:
+        return local_batch
+    divisors = [d for d in range(8, local_batch + 1) if local_batch % d == 0]
+    size = max((d for d in divisors if d <= target), default=local_batch)
+    if local_batch // size > MAX_CONV_STACK_CHUNKS:
+        size = min(d for d in divisors if d * MAX_CONV_STACK_CHUNKS >= local_batch)
+    return size
 
 
 def _chunked_conv_bwd(shards, chunk, res, g):
@@ -283,11 +298,10 @@ class SmallCNN(nn.Module):
                     x = max_pool_2x2(x)
             return x
 
-        # the conv stack runs on chunks of CONV_STACK_CHUNK images per shard, so that each chunk's
-        # activations stay in cache from one layer to the next (see CONV_STACK_CHUNK)
+        # the conv stack runs on chunks of images per shard whose activations stay in cache from
+        # one layer to the next (see CONV_STACK_CHUNK_BYTES)
         local = x.shape[0] // self.batch_shards
-        smallest = max(CONV_STACK_CHUNK, -(-local // MAX_CONV_STACK_CHUNKS))
-        size = min((d for d in range(smallest, local + 1) if local % d == 0), default=local)
+        size = conv_stack_chunk(local, x.shape[1] * x.shape[2] * self.features * 4)
         if x.shape[0] % self.batch_shards or size == local:
             x = features(x)
         else:
