@@ -60,3 +60,9 @@ def gpus(wildcards):
     """GPUs a training job holds (for `--resources gpu=N` and the cluster profiles)."""
     hw = experiment_spec(wildcards.experiment)["hardware_spec"]
     return hw["devices"] if hw["platform"] == "gpu" and not config["emulate"] else 0
+
+
+def machine_cores(wildcards):
+    """Threads for a training job: every core given to Snakemake (--cores), since XLA uses the
+    whole machine anyway; 1 when no core count was given (dry runs, rule graphs)."""
+    return workflow.resource_settings.cores or 1

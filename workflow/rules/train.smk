@@ -15,7 +15,7 @@ rule train:
         "results/logs/train/{experiment}.log",
     # XLA uses every core of the machine: one training at a time per machine, so runs do not
     # share cores and each result's images/s is the machine's
-    threads: workflow.cores
+    threads: machine_cores
     resources:
         gpu=gpus,
     conda:
