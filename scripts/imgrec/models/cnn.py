@@ -105,7 +105,10 @@ WEIGHT_GRAD_CHUNK = 4  # images per weight-gradient convolution; fastest on XLA:
 
 
 def _is_plain_3x3(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
-                  feature_group_count, batch_group_count=1, **kw):
+                  feature_group_count, precision=None, preferred_element_type=None, batch_group_count=1, **kw):
+    """A 3x3, stride-1, SAME, NHWC/HWIO conv with lax's default precision and output type."""
+    if precision is not None or preferred_element_type is not None:
+        return False
     ones = lambda v: v is None or all(d == 1 for d in v)
     same = padding == "SAME" or (not isinstance(padding, str) and tuple(map(tuple, padding)) == ((1, 1), (1, 1)))
     return (lhs.ndim == 4 and rhs.ndim == 4 and rhs.shape[:2] == (3, 3) and same and ones(window_strides)
@@ -125,15 +128,6 @@ def _weight_grad(x, g):
                                         preferred_element_type=jnp.float32)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _chunked_conv(x, kernel, shards, chunk):
-    return _conv(x, kernel)
-
-
-def _chunked_conv_fwd(x, kernel, shards, chunk):
-    return _conv(x, kernel), (x, kernel)
-
-
 def _take(a, shards, i, chunk):
     """Images [i, i + chunk) of every shard's local batch: on a mesh each device keeps its own."""
     local = a.shape[0] // shards
@@ -147,28 +141,13 @@ def _untake(parts, shards):
     return out.reshape(-1, *out.shape[2:])
 
 
-# Bytes of one conv layer's float32 output per chunk of images that go through the conv stack
-# together. On XLA:CPU each layer otherwise streams batch-sized activations (12.8 MB per MNIST
-# layer at batch 128) through main memory; in chunks of about 3 MB they stay in cache from one
-# layer to the next. Measured at batch 128 (2-core Xeon): MNIST CNN 2,069 -> 2,576 images/s in
-# fp32 with 32-image chunks (16: 2,390, 64: 2,300); CIFAR CNN 1,302 -> about 1,720 with 16
-# (32: 1,610). Dense layers keep the whole batch (bigger matmuls).
-CONV_STACK_CHUNK_BYTES = 3_300_000
-MAX_CONV_STACK_CHUNKS = 8  # compile time grows with the number of chunks
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _chunked_conv(x, kernel, shards, chunk):
+    return _conv(x, kernel)
 
 
-def conv_stack_chunk(local_batch: int, bytes_per_image: int) -> int:
-    """Images per conv-stack chunk: the largest divisor of the local batch within the byte
-    budget (at least 8 images, at most MAX_CONV_STACK_CHUNKS chunks); the whole batch when
-    it fits the budget or nothing else divides it."""
-    target = max(8, CONV_STACK_CHUNK_BYTES // bytes_per_image)
-    if local_batch <= target:
-        return local_batch
-    divisors = [d for d in range(8, local_batch + 1) if local_batch % d == 0]
-    size = max((d for d in divisors if d <= target), default=local_batch)
-    if local_batch // size > MAX_CONV_STACK_CHUNKS:
-        size = min(d for d in divisors if d * MAX_CONV_STACK_CHUNKS >= local_batch)
-    return size
+def _chunked_conv_fwd(x, kernel, shards, chunk):
+    return _conv(x, kernel), (x, kernel)
 
 
 def _chunked_conv_bwd(shards, chunk, res, g):
@@ -199,13 +178,12 @@ def chunked_conv(lhs, rhs, window_strides=(1, 1), padding="SAME", lhs_dilation=N
     Anything but a 3x3, stride-1, SAME, NHWC conv goes to ``lax.conv_general_dilated``.
     ``tests/test_models_cnn_equivalence.py`` checks values and gradients against it."""
     n = lhs.shape[0]
-    if (precision is not None or preferred_element_type is not None or n % batch_shards
-            or (n // batch_shards) % WEIGHT_GRAD_CHUNK
+    opts = {"precision": precision, "preferred_element_type": preferred_element_type}
+    if (n % batch_shards or (n // batch_shards) % WEIGHT_GRAD_CHUNK
             or not _is_plain_3x3(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
-                                 feature_group_count, **kw)):
+                                 feature_group_count, **kw, **opts)):
         return jax.lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
-                                            dimension_numbers, feature_group_count, precision=precision,
-                                            preferred_element_type=preferred_element_type, **kw)
+                                            dimension_numbers, feature_group_count, **kw, **opts)
     return _chunked_conv(lhs, rhs, batch_shards, WEIGHT_GRAD_CHUNK)
 
 
@@ -214,15 +192,15 @@ def patch_conv(lhs, rhs, window_strides=(1, 1), padding="SAME", lhs_dilation=Non
     """A 3x3/1 SAME convolution of an input with few channels (the image) as one matmul: the nine
     shifted copies of the input side by side ([N, H, W, 9*C], small for C = 1 or 3) times the
     kernel reshaped to [9*C, features]; its kernel gradient is then one [N*H*W, 9*C]^T x
-    [N*H*W, features] matmul. Measured on the CIFAR CNN's first conv (3 channels, 32x32): 8%
-    more training images/s than ``chunked_conv``; about even on MNIST's 1-channel input.
+    [N*H*W, features] matmul. Measured on the CIFAR CNN's first conv (3 channels, 32x32, before
+    the conv stack was chunked): 8% more training images/s than ``chunked_conv``; about even on
+    MNIST's 1-channel input.
     Anything else goes to ``lax.conv_general_dilated``."""
-    if (precision is not None or preferred_element_type is not None
-            or not _is_plain_3x3(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
-                                 feature_group_count, **kw)):
+    opts = {"precision": precision, "preferred_element_type": preferred_element_type}
+    if not _is_plain_3x3(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
+                         feature_group_count, **kw, **opts):
         return jax.lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
-                                            dimension_numbers, feature_group_count, precision=precision,
-                                            preferred_element_type=preferred_element_type, **kw)
+                                            dimension_numbers, feature_group_count, **kw, **opts)
     n, h, w, c = lhs.shape
     padded = jnp.pad(lhs, ((0, 0), (1, 1), (1, 1), (0, 0)))
     patches = jnp.concatenate([padded[:, i:i + h, j:j + w] for i in range(3) for j in range(3)], axis=-1)
@@ -267,6 +245,30 @@ class Conv3x3(nn.Module):
         return add_channel_bias(self.conv(x, kernel, (1, 1), "SAME", dimension_numbers=dims), bias)
 
 
+# Bytes of one conv layer's float32 output per chunk of images that go through the conv stack
+# together. On XLA:CPU each layer otherwise streams batch-sized activations (12.8 MB per MNIST
+# layer at batch 128) through main memory; in chunks of about 3 MB they stay in cache from one
+# layer to the next. Measured at batch 128 (2-core Xeon): MNIST CNN 2,069 -> 2,576 images/s in
+# fp32 with 32-image chunks (16: 2,390, 64: 2,300); CIFAR CNN 1,302 -> about 1,720 with 16
+# (32: 1,610). Dense layers keep the whole batch (bigger matmuls).
+CONV_STACK_CHUNK_BYTES = 3_300_000
+MAX_CONV_STACK_CHUNKS = 8  # compile time grows with the number of chunks
+
+
+def conv_stack_chunk(local_batch: int, bytes_per_image: int) -> int:
+    """Images per conv-stack chunk: the largest divisor of the local batch within the byte
+    budget (at least 8 images, at most MAX_CONV_STACK_CHUNKS chunks); the whole batch when
+    it fits the budget or nothing else divides it."""
+    target = max(8, CONV_STACK_CHUNK_BYTES // bytes_per_image)
+    if local_batch <= target:
+        return local_batch
+    divisors = [d for d in range(8, local_batch + 1) if local_batch % d == 0]
+    size = max((d for d in divisors if d <= target), default=local_batch)
+    if local_batch // size > MAX_CONV_STACK_CHUNKS:
+        size = min(d for d in divisors if d * MAX_CONV_STACK_CHUNKS >= local_batch)
+    return size
+
+
 class SmallCNN(nn.Module):
     """Conv32(3x3)-relu blocks, a 2x2 max-pool after each group, then
     Dense512-relu-Dense512-relu-Dense(num_classes)."""
@@ -276,7 +278,7 @@ class SmallCNN(nn.Module):
     features: int = 32
     hidden: int = 512
     dtype: jnp.dtype = jnp.float32
-    batch_shards: int = 1  # devices the batch is split over (chunked_conv's kernel-gradient chunks)
+    batch_shards: int = 1  # devices the batch is split over: chunks (conv stack, kernel gradients) span them all
 
     @nn.compact
     def __call__(self, x, train: bool = False):
