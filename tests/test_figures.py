@@ -11,6 +11,7 @@ import pytest
 
 from conftest import REPO, TINY_CONFIG
 from imgrec.figures import curves, deck, precision, recap_table, rulegraph, scaling_curves
+from imgrec.figures.common import load_results
 from imgrec.figures.style import plt
 from test_pipeline import snakemake, write_config
 
@@ -81,9 +82,9 @@ def result_files(tmp_path_factory):
 def render(kind, root, paths, stem):
     """One figure through make_figures' modules (the same code the rules run)."""
     if kind == "precision":
-        fig = precision.plot_precision(precision.load_results(paths), stem)
+        fig = precision.plot_precision(load_results(paths), stem)
     elif kind == "curves":
-        fig = curves.plot_curves(curves.load_results(paths), stem)
+        fig = curves.plot_curves(load_results(paths), stem)
     elif kind == "recap_table":
         assert recap_table.main(["--recap", str(root / "recap.csv"), "--out", str(stem)]) == 0
         return
@@ -116,7 +117,7 @@ def test_render_twice_gives_identical_bytes(kind, result_files, tmp_path):
 
 
 def test_precision_pairs_same_model_and_data_only():
-    pairs = precision.find_pairs(precision.load_results([]) + [json.loads(json.dumps(r)) for r in RESULTS])
+    pairs = precision.find_pairs(load_results([]) + [json.loads(json.dumps(r)) for r in RESULTS])
     assert len(pairs) == 1
     assert (pairs[0]["fp32"]["experiment"], pairs[0]["bf16"]["experiment"]) == ("cifar_cnn_fp32", "cifar_cnn_bf16")
 

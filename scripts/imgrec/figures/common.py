@@ -54,3 +54,15 @@ def placeholder(out_stem, title: str, message: str, caption: str):
     save_figure(fig, out_stem)
     write_caption(out_stem, caption)
     return fig
+
+
+def results_figure_main(title: str, plot, argv=None) -> int:
+    """The command line of a figure drawn from result files: ``results... --out STEM``."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=title)
+    p.add_argument("results", nargs="*", help="results/<experiment>.json files")
+    p.add_argument("--out", required=True, help="output stem (writes .png .pdf .svg .txt)")
+    args = p.parse_args(argv)
+    plt.close(plot(load_results(args.results), args.out))
+    return 0

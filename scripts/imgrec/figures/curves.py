@@ -13,7 +13,7 @@ from __future__ import annotations
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from imgrec.figures.common import color_for, dataset_label, load_results, placeholder
+from imgrec.figures.common import color_for, dataset_label, placeholder, results_figure_main
 from imgrec.figures.style import apply_style, plt, save_figure, write_caption
 
 TITLE = "Training curves"
@@ -70,11 +70,4 @@ def caption(records, any_test) -> str:
 
 
 def main(argv=None) -> int:
-    import argparse
-
-    p = argparse.ArgumentParser(description=TITLE)
-    p.add_argument("results", nargs="*", help="results/<experiment>.json files")
-    p.add_argument("--out", required=True, help="output stem (writes .png .pdf .svg .txt)")
-    args = p.parse_args(argv)
-    plt.close(plot_curves(load_results(args.results), args.out))
-    return 0
+    return results_figure_main(TITLE, plot_curves, argv)

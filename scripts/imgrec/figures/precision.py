@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from imgrec.figures.common import PRECISION_COLORS, dataset_label, hardware_label, load_results, placeholder
+from imgrec.figures.common import PRECISION_COLORS, dataset_label, hardware_label, placeholder, results_figure_main
 from imgrec.figures.style import apply_style, plt, save_figure, write_caption
 
 TITLE = "Lower precision: fp32 against bf16"
@@ -96,11 +96,4 @@ def caption(pairs) -> str:
 
 
 def main(argv=None) -> int:
-    import argparse
-
-    p = argparse.ArgumentParser(description=TITLE)
-    p.add_argument("results", nargs="*", help="results/<experiment>.json files")
-    p.add_argument("--out", required=True, help="output stem (writes .png .pdf .svg .txt)")
-    args = p.parse_args(argv)
-    plt.close(plot_precision(load_results(args.results), args.out))
-    return 0
+    return results_figure_main(TITLE, plot_precision, argv)

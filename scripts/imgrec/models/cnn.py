@@ -192,9 +192,9 @@ def patch_conv(lhs, rhs, window_strides=(1, 1), padding="SAME", lhs_dilation=Non
     """A 3x3/1 SAME convolution of an input with few channels (the image) as one matmul: the nine
     shifted copies of the input side by side ([N, H, W, 9*C], small for C = 1 or 3) times the
     kernel reshaped to [9*C, features]; its kernel gradient is then one [N*H*W, 9*C]^T x
-    [N*H*W, features] matmul. Measured on the CIFAR CNN's first conv (3 channels, 32x32, before
-    the conv stack was chunked): 8% more training images/s than ``chunked_conv``; about even on
-    MNIST's 1-channel input.
+    [N*H*W, features] matmul. Measured against ``chunked_conv`` for the first conv (training
+    step, batch 128, 6 alternating repeats): MNIST CNN 2,390 vs 2,289 images/s, CIFAR CNN
+    1,577 vs 1,565.
     Anything else goes to ``lax.conv_general_dilated``."""
     opts = {"precision": precision, "preferred_element_type": preferred_element_type}
     if not _is_plain_3x3(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
