@@ -122,6 +122,17 @@ def test_precision_pairs_same_model_and_data_only():
     assert (pairs[0]["fp32"]["experiment"], pairs[0]["bf16"]["experiment"]) == ("cifar_cnn_fp32", "cifar_cnn_bf16")
 
 
+def test_curves_plot_every_evaluation(tmp_path):
+    result = json.loads(json.dumps(RESULTS[0]))
+    result["train"]["evals"] = [{"step": 5 * k, "epoch": k / 2, "elapsed_train_seconds": float(k), "test_loss": 1.0 / k,
+                                 "test_accuracy": 0.4 + 0.05 * k} for k in range(1, 9)]
+    fig = curves.plot_curves([result], tmp_path / "c")
+    test_line = fig.axes[1].get_lines()[1]  # train, then test
+    assert list(test_line.get_xdata()) == [k / 2 for k in range(1, 9)]
+    assert fig.axes[1].get_xlim()[0] < 0.5
+    plt.close(fig)
+
+
 def test_placeholders_say_why(tmp_path):
     plt.close(precision.plot_precision([RESULTS[0]], tmp_path / "p"))
     assert "No pair" in (tmp_path / "p.txt").read_text()

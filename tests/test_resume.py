@@ -21,7 +21,7 @@ TRAIN = [sys.executable, str(REPO / "scripts" / "train_model.py")]
 def spec():
     config = copy.deepcopy(TINY_CONFIG)
     config["experiments"]["tiny_cifar_bf16"]["schedule"].update(epochs=4, steps_per_call=2,
-                                                                 checkpoint_every_steps=4)
+                                                                 checkpoint_every_steps=4, evals_per_epoch=2)
     return resolve_experiment(check_config(validate_schema(config)), "tiny_cifar_bf16")
 
 
@@ -36,7 +36,8 @@ def train(spec, prepared, out, resume_dir):
 def final_metrics(out):
     summary = json.loads((out / "summary.json").read_text())
     keys = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "step")
-    return [{k: r[k] for k in keys} for r in summary["curve"]], summary["steps"]
+    evals = [{k: e[k] for k in ("step", "test_loss", "test_accuracy")} for e in summary["evals"]]
+    return [{k: r[k] for k in keys} for r in summary["curve"]], evals, summary["steps"]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])

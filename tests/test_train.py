@@ -7,7 +7,7 @@ import pytest
 
 from imgrec import checkpoint
 from imgrec.config import resolve_experiment
-from imgrec.train import DivergenceError, Trainer, augment, epoch_order
+from imgrec.train import DivergenceError, Trainer, augment, epoch_order, eval_steps_in_epoch
 
 
 def make_trainer(tiny_config, prepared, name="tiny_mnist", devices=None, **schedule):
@@ -70,6 +70,33 @@ def test_data_parallel_matches_one_device(tiny_config, prepared):
     four = make_trainer(tiny_config, prepared, devices=jax.devices()[:4]).fit(eval_each_epoch=False)[0]
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5),
                  jax.device_get(one.params), jax.device_get(four.params))
+
+
+def test_eval_points_are_evenly_spaced_and_end_the_epoch():
+    assert eval_steps_in_epoch(468, 1) == [468]
+    assert eval_steps_in_epoch(468, 4) == [117, 234, 351, 468]
+    assert eval_steps_in_epoch(3, 5) == [1, 2, 3]  # never more evaluations than steps
+
+
+def test_evals_per_epoch_evaluates_mid_epoch_without_changing_training(tiny_config, prepared):
+    tiny_config["experiments"]["tiny_mnist"]["target_accuracy"] = 1e-6  # reached at the first evaluation
+    once_state, once = make_trainer(tiny_config, prepared, epochs=2).fit()
+    trainer = make_trainer(tiny_config, prepared, epochs=2, evals_per_epoch=3)
+    state, summary = trainer.fit()
+    # evaluating is read-only: the same parameters as with one evaluation per epoch
+    jax.tree.map(np.testing.assert_array_equal, jax.device_get(once_state.params), jax.device_get(state.params))
+    evals = summary["evals"]
+    per_epoch = trainer.steps_per_epoch
+    assert len(evals) == 6 and [e["step"] for e in evals] == sorted({e["step"] for e in evals})
+    assert [e["step"] for e in evals][2::3] == [per_epoch, 2 * per_epoch]
+    # the end-of-epoch evaluations are the curve's, and the same as with one evaluation per epoch
+    assert [e["test_accuracy"] for e in evals][2::3] == [r["test_accuracy"] for r in summary["curve"]]
+    assert [r["test_accuracy"] for r in once["curve"]] == [r["test_accuracy"] for r in summary["curve"]]
+    assert 0 < evals[0]["epoch"] < 1 and 0 < evals[0]["elapsed_train_seconds"] < summary["curve"][0]["epoch_seconds"]
+    # the target was first reached at the first (mid-epoch) evaluation
+    assert summary["time_to_target_seconds"] == evals[0]["elapsed_train_seconds"]
+    assert once["time_to_target_seconds"] == once["evals"][0]["elapsed_train_seconds"] > evals[0]["elapsed_train_seconds"]
+    assert summary["time_to_target_end_to_end_seconds"] > summary["time_to_target_seconds"]
 
 
 def test_bf16_policy_keeps_fp32_params(tiny_config, prepared):

@@ -57,6 +57,7 @@ def evaluate_experiment(spec: dict, data_dir, checkpoint_dir, summary: dict) -> 
             "final_train_accuracy": curve[-1]["train_accuracy"] if curve else None,
             "best_test_accuracy": max((r.get("test_accuracy", 0.0) for r in curve), default=None),
             "curve": curve,
+            "evals": summary.get("evals", []),
         },
         "provenance": provenance.collect(config_hash(spec), dataset.meta, devices),
     }

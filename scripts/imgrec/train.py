@@ -202,8 +202,16 @@ def new_epoch_progress() -> dict:
 
 
 def new_progress() -> dict:
-    return {"curve": [], "train_seconds": 0.0, "eval_seconds": 0.0, "images_seen": 0, "time_to_target": None,
-            "time_to_target_end_to_end": None, "epoch": new_epoch_progress()}
+    return {"curve": [], "evals": [], "train_seconds": 0.0, "eval_seconds": 0.0, "images_seen": 0,
+            "time_to_target": None, "time_to_target_end_to_end": None, "epoch": new_epoch_progress()}
+
+
+def eval_steps_in_epoch(steps_per_epoch: int, evals_per_epoch: int) -> list[int]:
+    """Steps into an epoch after which the test set is evaluated: ``evals_per_epoch`` evenly
+    spaced points, the last at the epoch's end. (With several steps per compiled call an
+    evaluation waits for the call that reaches its step.)"""
+    n = max(1, min(evals_per_epoch, steps_per_epoch))
+    return sorted({max(1, round(k * steps_per_epoch / n)) for k in range(1, n + 1)})
 
 
 class Trainer:
@@ -347,11 +355,33 @@ class Trainer:
         if metrics_path:  # rewritten from the progress record, so a resumed run never duplicates lines
             Path(metrics_path).write_text("".join(json.dumps(r) + "\n" for r in progress["curve"]))
         last_checkpoint = start_step
+        eval_points = eval_steps_in_epoch(self.steps_per_epoch, self.schedule.get("evals_per_epoch", 1))
+        epoch_step = lambda state: int(jax.device_get(state.step)) % self.steps_per_epoch or self.steps_per_epoch
+
+        def evaluate_now(state, train_seconds: float) -> dict:
+            """Evaluates on the test split, records it in progress["evals"] and the time to target."""
+            t_eval, compile_before_eval = time.perf_counter(), self.compile_seconds
+            test = self.evaluate(state.params, state.batch_stats, self.dataset.test, self.eval_image_size())
+            # the first evaluation's compilation is counted once, in compile_seconds
+            progress["eval_seconds"] = (progress.get("eval_seconds", 0.0) + time.perf_counter() - t_eval
+                                        - (self.compile_seconds - compile_before_eval))
+            step = int(jax.device_get(state.step))
+            progress.setdefault("evals", []).append(
+                {"step": step, "epoch": step / self.steps_per_epoch, "elapsed_train_seconds": train_seconds,
+                 "test_loss": test["loss"], "test_accuracy": test["accuracy"]})
+            if target and progress["time_to_target"] is None and test["accuracy"] >= target:
+                progress["time_to_target"] = train_seconds
+                # what a user waits: training + evaluations so far + this process's compilation
+                progress["time_to_target_end_to_end"] = train_seconds + progress["eval_seconds"] + self.compile_seconds
+            return test
+
         for epoch in range(first_epoch, epochs):
             image_size = image_size_for_epoch(self.schedule, epoch)
             in_epoch = start_step - epoch * self.steps_per_epoch if epoch == first_epoch else 0
             part = progress["epoch"] if in_epoch else new_epoch_progress()
             losses, correct = [], 0
+            # evaluation points inside this epoch still ahead (the epoch's end is evaluated below)
+            mid_epoch_evals = [s for s in eval_points[:-1] if s > in_epoch]
             compile_before = self.compile_seconds
             t0 = time.perf_counter()
 
@@ -370,6 +400,15 @@ class Trainer:
                 losses.append(metrics["loss"])
                 correct = correct + metrics["correct"].sum()
                 part["seen"] += chunk["label"].size
+                if eval_each_epoch and mid_epoch_evals and mid_epoch_evals[0] <= epoch_step(state):
+                    while mid_epoch_evals and mid_epoch_evals[0] <= epoch_step(state):
+                        mid_epoch_evals.pop(0)
+                    t0, compile_before = flush(), self.compile_seconds
+                    self._check_finite(part["losses"], epoch, epoch * self.steps_per_epoch)
+                    test = evaluate_now(state, progress["train_seconds"] + part["seconds"])
+                    self.log(f"[{self.spec.get('name', '')}] epoch {progress['evals'][-1]['epoch']:>6.2f}/{epochs}  "
+                             f"test_loss {test['loss']:.4f}  test_acc {test['accuracy']:.4f}")
+                    t0, compile_before = time.perf_counter(), self.compile_seconds
                 if checkpoint and checkpoint_every_steps:
                     step = int(jax.device_get(state.step))
                     if step - last_checkpoint >= checkpoint_every_steps and step % self.steps_per_epoch:
@@ -392,17 +431,8 @@ class Trainer:
                       "image_size": image_size or self.dataset.image_shape[0],
                       "lr": float(self.lr_schedule(max(step - 1, 0)))}
             if eval_each_epoch:
-                t_eval, compile_before_eval = time.perf_counter(), self.compile_seconds
-                test = self.evaluate(state.params, state.batch_stats, self.dataset.test, self.eval_image_size())
-                # the first evaluation's compilation is counted once, in compile_seconds
-                progress["eval_seconds"] = (progress.get("eval_seconds", 0.0) + time.perf_counter() - t_eval
-                                            - (self.compile_seconds - compile_before_eval))
+                test = evaluate_now(state, progress["train_seconds"])
                 record.update(test_loss=test["loss"], test_accuracy=test["accuracy"])
-                if target and progress["time_to_target"] is None and test["accuracy"] >= target:
-                    progress["time_to_target"] = progress["train_seconds"]
-                    # what a user waits: training + evaluations so far + this process's compilation
-                    progress["time_to_target_end_to_end"] = (progress["train_seconds"] + progress["eval_seconds"]
-                                                             + self.compile_seconds)
             record["elapsed_train_seconds"] = progress["train_seconds"]
             progress["curve"].append(record)
             progress["epoch"] = new_epoch_progress()
@@ -426,6 +456,7 @@ class Trainer:
             "time_to_target_seconds": progress["time_to_target"],
             "time_to_target_end_to_end_seconds": progress.get("time_to_target_end_to_end"),
             "curve": progress["curve"],
+            "evals": progress.get("evals", []),
         }
         return state, summary
 

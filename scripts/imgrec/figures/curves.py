@@ -1,7 +1,8 @@
 """Figure: training curves. Loss and accuracy per epoch, every experiment.
 
 One colour per experiment; solid lines are the training split (mean over the
-epoch's steps), dashed lines the test split (after the epoch).
+epoch's steps), dashed lines the test split (after each epoch, or at each of
+the schedule's ``evals_per_epoch`` evaluations).
 
 CLI::
 
@@ -27,7 +28,7 @@ def plot_curves(records: list[dict], out_stem):
     apply_style()
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2)
     any_test = False
-    max_epoch = 1
+    min_epoch, max_epoch = 1, 1
     for i, r in enumerate(records):
         curve = sorted(r["train"]["curve"], key=lambda c: c["epoch"])
         epochs = [c["epoch"] for c in curve]
@@ -36,17 +37,21 @@ def plot_curves(records: list[dict], out_stem):
         label = f"{r['experiment']} ({r['precision']})"
         ax_loss.plot(epochs, [c["train_loss"] for c in curve], "-o", color=color, ms=4, label=label)
         ax_acc.plot(epochs, [100 * c["train_accuracy"] for c in curve], "-o", color=color, ms=4)
-        if all("test_loss" in c for c in curve):
+        # the test split at every evaluation (several per epoch with evals_per_epoch), else per epoch
+        tests = sorted(r["train"].get("evals") or [c for c in curve if "test_loss" in c], key=lambda c: c["epoch"])
+        if tests and (r["train"].get("evals") or all("test_loss" in c for c in curve)):
             any_test = True
-            ax_loss.plot(epochs, [c["test_loss"] for c in curve], "--s", color=color, ms=4, alpha=0.85)
-            ax_acc.plot(epochs, [100 * c["test_accuracy"] for c in curve], "--s", color=color, ms=4, alpha=0.85)
+            at = [c["epoch"] for c in tests]
+            min_epoch = min(min_epoch, *at)
+            ax_loss.plot(at, [c["test_loss"] for c in tests], "--s", color=color, ms=4, alpha=0.85)
+            ax_acc.plot(at, [100 * c["test_accuracy"] for c in tests], "--s", color=color, ms=4, alpha=0.85)
     ax_loss.set_yscale("log")
     ax_loss.set_ylabel("Cross-entropy loss (log scale)")
     ax_acc.set_ylabel("Accuracy (%)")
     for ax in (ax_loss, ax_acc):
         ax.set_xlabel("Epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlim(0.8, max_epoch + 0.2)
+        ax.set_xlim(min_epoch - 0.2, max_epoch + 0.2)
     ax_loss.legend(loc="upper right", fontsize=11)
     if any_test:
         ax_acc.legend(handles=[Line2D([], [], color="0.3", ls="-", marker="o", ms=4, label="train"),
@@ -62,7 +67,8 @@ def plot_curves(records: list[dict], out_stem):
 def caption(records, any_test) -> str:
     parts = [f"{TITLE} of {len(records)} experiment(s): cross-entropy loss (left, log scale) and accuracy "
              "(right) per epoch; solid: training split (mean over the epoch's steps)"
-             + ("; dashed: test split, evaluated after each epoch." if any_test else ".")]
+             + ("; dashed: test split, at each evaluation (after each epoch, or several per epoch)." if any_test
+                else ".")]
     for r in records:
         parts.append(f"{r['experiment']}: {r['model']} on {dataset_label(r)}, {r['precision']}, "
                      f"{len(r['train']['curve'])} epoch(s), final test accuracy {100 * r['test']['accuracy']:.2f}%.")
