@@ -4,8 +4,9 @@
 (reduce_window, select-and-scatter gradient): forward and gradient, with ties,
 in fp32 and bf16, and the whole CNN's loss and gradients with either pool.
 ``chunked_conv`` and ``patch_conv`` against ``lax.conv_general_dilated``,
-``Conv3x3`` against ``nn.Conv``, the bf16 Dense dot against the plain one, and
-the whole CNNs with every fast path against the plain formulation."""
+``Conv3x3`` against ``nn.Conv``, the bf16 Dense dot against the plain one, the
+whole CNNs with every fast path against the plain formulation, and the bf16 CPU
+formulation (float32 epilogues, ``round_to_bf16``, parameters cast up front)."""
 
 import flax.linen as nn
 import jax
@@ -263,3 +264,98 @@ def test_conv_stack_chunk_sizes():
     assert cnn.conv_stack_chunk(16, mnist) == 16  # fits: one chunk
     assert cnn.conv_stack_chunk(127, mnist) == 127  # prime: whole batch
     assert cnn.conv_stack_chunk(1, mnist) == 1
+
+
+# ------------------------------------------------ bf16 on XLA:CPU: float32 epilogues, fast rounding
+def test_round_to_bf16_is_astype_bit_for_bit():
+    from imgrec.precision import round_to_bf16
+
+    one = np.float32(1.0)
+    special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, -np.nan, np.finfo(np.float32).max,  # max -> inf
+                        -np.finfo(np.float32).max, np.finfo(np.float32).tiny, 1e-45, -1e-45, 3e-39,
+                        one + 2.0 ** -8, one + 3 * 2.0 ** -8, -(one + 2.0 ** -8),  # ties: to even
+                        np.nextafter(one + 2.0 ** -8, np.float32(2)), np.nextafter(one + 2.0 ** -8, np.float32(0))],
+                       np.float32)
+    x = np.concatenate([special, np.asarray(jax.random.normal(jax.random.key(30), (100_000,)) *
+                                            jnp.exp2(jax.random.randint(jax.random.key(31), (100_000,), -60, 60)))])
+    ours = jax.lax.bitcast_convert_type(jax.jit(round_to_bf16)(x), jnp.uint16)
+    ref = jax.lax.bitcast_convert_type(jnp.asarray(x).astype(jnp.bfloat16), jnp.uint16)
+    nan = np.isnan(x)
+    np.testing.assert_array_equal(np.asarray(ours)[~nan], np.asarray(ref)[~nan])
+    assert np.isnan(np.asarray(jax.jit(round_to_bf16)(x[nan]), np.float32)).all()
+
+
+def test_store_and_load_bf16_gradients_are_casts():
+    x = jax.random.normal(jax.random.key(32), (64,)) * 3
+    g = jax.random.normal(jax.random.key(33), (64,)) / 3
+    y, vjp = jax.vjp(cnn.store_bf16, x)
+    assert y.dtype == jnp.bfloat16 and vjp(g.astype(jnp.bfloat16))[0].dtype == jnp.float32
+    np.testing.assert_array_equal(y, x.astype(jnp.bfloat16))
+    np.testing.assert_array_equal(vjp(g.astype(jnp.bfloat16))[0], g.astype(jnp.bfloat16).astype(jnp.float32))
+    y, vjp = jax.vjp(cnn.load_bf16, x.astype(jnp.bfloat16))
+    assert y.dtype == jnp.float32
+    np.testing.assert_array_equal(vjp(g)[0], g.astype(jnp.bfloat16))
+
+
+def cnn_loss_and_grads(name, dtype, platform, params, x, labels):
+    model = create_model(name, num_classes=10, dtype=dtype, platform=platform)
+
+    def loss(params):
+        logits = model.apply({"params": params}, x).astype(jnp.float32)
+        return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], 1))
+
+    return jax.jit(jax.value_and_grad(loss))(params)
+
+
+@pytest.mark.parametrize("name,shape", [("mnist_cnn", (28, 28, 1)), ("cifar_cnn", (32, 32, 3))])
+def test_bf16_cpu_formulation_matches_plain_bf16(name, shape):
+    """On CPU each bf16 conv layer runs conv, bias, relu and pool in float32 between bf16 loads
+    and stores (fewer roundings); elsewhere (platform="gpu") the plain bf16 layers. They agree
+    on the loss within bf16 rounding, and the CPU formulation's gradients are no further from
+    the float32 model's than the plain ones."""
+    x = jax.random.normal(jax.random.key(34), (16, *shape))
+    labels = jnp.arange(16) % 10
+    params = create_model(name, num_classes=10, dtype=jnp.float32).init(jax.random.key(35), x[:1])["params"]
+    params = jax.tree_util.tree_map_with_path(  # nonzero biases: otherwise the two roundings coincide
+        lambda path, p: p + 0.05 * jax.random.normal(jax.random.key(len(p)), p.shape)
+        if jax.tree_util.keystr(path).endswith("['bias']") else p, params)
+    cpu = cnn_loss_and_grads(name, jnp.bfloat16, "cpu", params, x, labels)
+    plain = cnn_loss_and_grads(name, jnp.bfloat16, "gpu", params, x, labels)
+    uses_fast_rounding = {platform: "bitcast_convert_type" in str(jax.make_jaxpr(
+        create_model(name, num_classes=10, dtype=jnp.bfloat16, platform=platform).apply)({"params": params}, x))
+        for platform in ("cpu", "gpu")}
+    assert uses_fast_rounding == {"cpu": True, "gpu": False}
+    fp32 = cnn_loss_and_grads(name, jnp.float32, "cpu", params, x, labels)
+    np.testing.assert_allclose(cpu[0], plain[0], rtol=2e-2)
+    assert abs(cpu[0] - fp32[0]) <= 1.5 * abs(plain[0] - fp32[0]) + 1e-3 * abs(fp32[0])
+    for a, b, c in zip(jax.tree.leaves(cpu[1]), jax.tree.leaves(plain[1]), jax.tree.leaves(fp32[1])):
+        assert a.dtype == b.dtype == jnp.float32
+        scale = float(jnp.abs(c).max())
+        # bf16 gradients at 16 examples are noisy (errors of 10-35% of the largest entry, in
+        # either formulation): each is compared with the float32 gradient, not with the other
+        err_cpu, err_plain = float(jnp.abs(a - c).max()), float(jnp.abs(b - c).max())
+        assert err_cpu <= 1.25 * err_plain + 0.01 * scale and err_cpu <= 0.5 * scale
+
+
+def test_params_cast_up_front_change_nothing():
+    """The trainer casts a CNN's float32 parameters to bf16 before the model (on CPU with
+    ``round_to_bf16``): the same loss and gradients as letting each layer cast them."""
+    from imgrec.precision import get_policy, params_for_compute
+
+    x = jax.random.normal(jax.random.key(36), (16, 32, 32, 3))
+    labels = jnp.arange(16) % 10
+    model = create_model("cifar_cnn", num_classes=10, dtype=jnp.bfloat16)
+    params = model.init(jax.random.key(37), x[:1])["params"]
+
+    def loss(params, up_front):
+        if up_front:
+            params = params_for_compute(params, get_policy("bf16"), "cpu")
+            assert all(p.dtype == jnp.bfloat16 for p in jax.tree.leaves(params))
+        logits = model.apply({"params": params}, x).astype(jnp.float32)
+        return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], 1))
+
+    cast, layer = (jax.jit(jax.value_and_grad(loss), static_argnums=1)(params, f) for f in (True, False))
+    np.testing.assert_array_equal(cast[0], layer[0])
+    jax.tree.map(np.testing.assert_array_equal, cast[1], layer[1])
+    assert params_for_compute(params, get_policy("bf16"), "gpu") is params
+    assert params_for_compute(params, get_policy("fp32"), "cpu") is params

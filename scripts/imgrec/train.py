@@ -35,7 +35,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from imgrec import models, parallel
 from imgrec.data import PreparedDataset
 from imgrec.optim import make_optimizer, make_schedule
-from imgrec.precision import get_policy
+from imgrec.precision import get_policy, params_for_compute
 
 
 class DivergenceError(FloatingPointError):
@@ -81,14 +81,17 @@ def resize(x, size: int | None):
 class Task:
     """A model + precision policy + input statistics: the pure functions the loops compile."""
 
-    def __init__(self, spec: dict, num_classes: int, image_shape, mean, std, batch_shards: int = 1):
+    def __init__(self, spec: dict, num_classes: int, image_shape, mean, std, batch_shards: int = 1,
+                 platform: str = "cpu"):
         self.spec = spec
+        self.platform = platform
         self.policy = get_policy(spec["precision"])
         self.num_classes = num_classes
         self.image_shape = tuple(image_shape)
         self.mean, self.std = tuple(mean), tuple(std)
         self.model = models.create_model(spec["model"], num_classes=num_classes, dtype=self.policy.compute_dtype,
-                                         batch_shards=batch_shards, **spec.get("model_args", {}))
+                                         batch_shards=batch_shards, platform=platform,
+                                         **spec.get("model_args", {}))
         self.label_smoothing = spec["schedule"].get("label_smoothing", 0.0)
         self.augment_ops = tuple(spec.get("augment", ()))
         self.base_key = jax.random.key(spec.get("seed", 0))
@@ -103,6 +106,8 @@ class Task:
         if train and self.augment_ops:
             x = augment(x, rng, self.augment_ops)
         x = resize(x, image_size)
+        if self.spec["model"] in models.PARAMS_IN_COMPUTE_DTYPE:
+            params = params_for_compute(params, self.policy, self.platform)
         variables = {"params": params}
         if batch_stats:
             variables["batch_stats"] = batch_stats
@@ -231,7 +236,7 @@ class Trainer:
             raise ValueError(f"batch_size {self.batch_size} exceeds the {len(dataset.train)} training examples")
         mean, std = dataset.meta["mean"], dataset.meta["std"]
         self.task = Task(spec, dataset.num_classes, dataset.image_shape, mean, std,
-                         batch_shards=parallel.axis_size(self.mesh, "data"))
+                         batch_shards=parallel.axis_size(self.mesh, "data"), platform=devices[0].platform)
         self.tx = make_optimizer(self.schedule, self.steps_per_epoch)
         self.lr_schedule = make_schedule(self.schedule, self.steps_per_epoch)
         self.replicated = NamedSharding(self.mesh, P())

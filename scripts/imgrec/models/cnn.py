@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from imgrec.models import register
+from imgrec.precision import round_to_bf16
 
 
 def max_pool_2x2(x):
@@ -228,6 +229,24 @@ def _add_channel_bias_bwd(_, g):
 add_channel_bias.defvjp(_add_channel_bias_fwd, _add_channel_bias_bwd)
 
 
+@jax.custom_vjp
+def store_bf16(x):
+    """float32 -> bfloat16 (``round_to_bf16``); the gradient comes back as float32."""
+    return round_to_bf16(x)
+
+
+store_bf16.defvjp(lambda x: (round_to_bf16(x), None), lambda _, g: (g.astype(jnp.float32),))
+
+
+@jax.custom_vjp
+def load_bf16(x):
+    """bfloat16 -> float32 (exact); the gradient goes back rounded to bfloat16 (``round_to_bf16``)."""
+    return x.astype(jnp.float32)
+
+
+load_bf16.defvjp(lambda x: (x.astype(jnp.float32), None), lambda _, g: (round_to_bf16(g),))
+
+
 class Conv3x3(nn.Module):
     """``nn.Conv(features, (3, 3), padding="SAME")`` with the same parameters (names, shapes,
     initializers, dtype promotion), computed by ``conv`` and ``add_channel_bias``."""
@@ -235,11 +254,14 @@ class Conv3x3(nn.Module):
     features: int
     dtype: jnp.dtype = jnp.float32
     conv: Callable = jax.lax.conv_general_dilated
+    params_rounded_to: jnp.dtype | None = None  # round kernel and bias to this dtype, compute in ``dtype``
 
     @nn.compact
     def __call__(self, x):
         kernel = self.param("kernel", nn.linear.default_kernel_init, (3, 3, x.shape[-1], self.features), jnp.float32)
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
+        if self.params_rounded_to is not None:
+            kernel, bias = (p.astype(self.params_rounded_to) for p in (kernel, bias))
         x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
         dims = jax.lax.conv_dimension_numbers(x.shape, kernel.shape, NHWC_HWIO)
         return add_channel_bias(self.conv(x, kernel, (1, 1), "SAME", dimension_numbers=dims), bias)
@@ -279,25 +301,36 @@ class SmallCNN(nn.Module):
     hidden: int = 512
     dtype: jnp.dtype = jnp.float32
     batch_shards: int = 1  # devices the batch is split over: chunks (conv stack, kernel gradients) span them all
+    platform: str = "cpu"  # where it runs: bf16 convs are formulated for XLA:CPU there (see __call__)
 
     @nn.compact
     def __call__(self, x, train: bool = False):
         del train  # no dropout or batch norm in the talk's CNNs
         x = x.astype(self.dtype)
+        # bf16 on XLA:CPU, which computes bf16 convs in float32 anyway: each conv layer loads its
+        # bf16 input as float32, runs conv, bias, relu (and pool) in float32 and stores the result
+        # rounded to bf16 once, instead of XLA rounding and re-widening after every op. The same
+        # operands (bf16 activations, kernels and biases), fewer roundings in between. Measured
+        # (batch 128, 7 alternating repeats): CIFAR CNN 1,686 -> 1,836 img/s; MNIST CNN even.
+        epilogue = self.platform == "cpu" and self.dtype == jnp.bfloat16
+        conv_dtype, rounded_to = (jnp.float32, jnp.bfloat16) if epilogue else (self.dtype, None)
         convs, channels = [], x.shape[-1]
         for group, n_convs in enumerate(self.conv_groups):
             for _ in range(n_convs):
                 # the image-facing conv (1 or 3 channels) as a patch matmul, the rest with chunked
                 # kernel gradients: both the same sums as lax's conv, faster on XLA:CPU
                 conv = patch_conv if channels <= 4 else functools.partial(chunked_conv, batch_shards=self.batch_shards)
-                convs.append((group, Conv3x3(self.features, dtype=self.dtype, conv=conv, name=f"Conv_{len(convs)}")))
+                convs.append((group, Conv3x3(self.features, dtype=conv_dtype, conv=conv, params_rounded_to=rounded_to,
+                                             name=f"Conv_{len(convs)}")))
                 channels = self.features
 
         def features(x):
             for i, (group, conv) in enumerate(convs):
-                x = nn.relu(conv(x))
+                x = nn.relu(conv(load_bf16(x) if epilogue else x))
                 if i + 1 == len(convs) or convs[i + 1][0] != group:
                     x = max_pool_2x2(x)
+                if epilogue:
+                    x = store_bf16(x)
             return x
 
         # the conv stack runs on chunks of images per shard whose activations stay in cache from
@@ -316,13 +349,13 @@ class SmallCNN(nn.Module):
         return dense(self.num_classes)(x)
 
 
-@register("mnist_cnn", takes_batch_shards=True)
+@register("mnist_cnn", takes_layout_hints=True, params_in_compute_dtype=True)
 def mnist_cnn(*, num_classes: int, dtype, **kw) -> nn.Module:
     """Conv32-Conv32-maxpool-Dense512-Dense512-Dense10 (the talk's MNIST CNN)."""
     return SmallCNN(conv_groups=(2,), num_classes=num_classes, dtype=dtype, **kw)
 
 
-@register("cifar_cnn", takes_batch_shards=True)
+@register("cifar_cnn", takes_layout_hints=True, params_in_compute_dtype=True)
 def cifar_cnn(*, num_classes: int, dtype, **kw) -> nn.Module:
     """Conv32 x2 - maxpool - Conv32 x2 - maxpool - Dense512-Dense512-Dense10."""
     return SmallCNN(conv_groups=(2, 2), num_classes=num_classes, dtype=dtype, **kw)
