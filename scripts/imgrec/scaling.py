@@ -40,13 +40,15 @@ DEFAULT_PAIRS = [("resnet9-w16", "dp"), ("resnet9-w16", "fsdp"), ("vit-tiny", "d
 
 
 def build_task(model_cfg: dict, num_classes: int = 10):
+    import jax
+
     from imgrec.train import Task
 
     spec = {"model": model_cfg["model"], "model_args": model_cfg.get("model_args", {}),
             "precision": model_cfg.get("precision", "fp32"), "seed": 0,
             "schedule": {"optimizer": "momentum", "learning_rate": 0.01, "batch_size": 1, "epochs": 1}}
     shape = model_cfg["image_shape"]
-    task = Task(spec, num_classes, shape, (127.0,) * shape[-1], (64.0,) * shape[-1])
+    task = Task(spec, num_classes, shape, (127.0,) * shape[-1], (64.0,) * shape[-1], platform=jax.default_backend())
     if "vit" in model_cfg:  # a ViT shape the registry's fixed sizes do not offer
         from imgrec.models.vit import ViT
         task.model = ViT(num_classes=num_classes, dtype=task.policy.compute_dtype, **model_cfg["vit"])
