@@ -8,7 +8,8 @@ import pandas as pd
 
 COLUMNS = ["experiment", "model", "dataset", "data_source", "precision", "hardware", "test_accuracy",
            "test_top5_accuracy", "reference_accuracy", "reference_hardware", "reference_time", "train_seconds",
-           "time_to_target_seconds", "time_to_target_end_to_end_seconds", "target_accuracy", "images_per_s", "mfu", "epochs", "reference_source"]
+           "time_to_target_seconds", "time_to_target_end_to_end_seconds", "target_accuracy", "images_per_s", "mfu",
+           "epochs", "reference_source"]
 
 
 def hardware_label(hw: dict) -> str:
@@ -61,9 +62,10 @@ def _to_target(r) -> str:
     seconds = getattr(r, "time_to_target_end_to_end_seconds", None)
     if target is None or pd.isna(target):
         return "-"
+    percent = f"{100 * float(target):g}%"
     if seconds is None or pd.isna(seconds):
-        return f"not reached ({_pct(target).replace('.00', '')})"
-    return f"{seconds:.1f} s to {_pct(target).replace('.00', '')}"
+        return f"not reached ({percent})"
+    return f"{seconds:.1f} s to {percent}"
 
 
 def to_markdown(frame: pd.DataFrame) -> str:

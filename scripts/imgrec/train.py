@@ -361,7 +361,6 @@ class Trainer:
             Path(metrics_path).write_text("".join(json.dumps(r) + "\n" for r in progress["curve"]))
         last_checkpoint = start_step
         eval_points = eval_steps_in_epoch(self.steps_per_epoch, self.schedule.get("evals_per_epoch", 1))
-        epoch_step = lambda state: int(jax.device_get(state.step)) % self.steps_per_epoch or self.steps_per_epoch
 
         def evaluate_now(state, train_seconds: float) -> dict:
             """Evaluates on the test split, records it in progress["evals"] and the time to target."""
@@ -399,15 +398,15 @@ class Trainer:
                 part["seconds"] += now - t0 - (self.compile_seconds - compile_before)
                 return now
 
-            for _, chunk in prefetch(self.train_chunks(epoch, in_epoch)):
+            for first, chunk in prefetch(self.train_chunks(epoch, in_epoch)):
                 fn = self.compiled_chunk(state, chunk, image_size)
                 state, metrics = fn(state, chunk)
                 losses.append(metrics["loss"])
                 correct = correct + metrics["correct"].sum()
                 part["seen"] += chunk["label"].size
-                if eval_each_epoch and mid_epoch_evals and mid_epoch_evals[0] <= epoch_step(state):
-                    while mid_epoch_evals and mid_epoch_evals[0] <= epoch_step(state):
-                        mid_epoch_evals.pop(0)
+                done = first + chunk["label"].shape[0]  # steps into the epoch, counted on the host (no sync)
+                if eval_each_epoch and mid_epoch_evals and mid_epoch_evals[0] <= done:
+                    mid_epoch_evals = [s for s in mid_epoch_evals if s > done]
                     t0, compile_before = flush(), self.compile_seconds
                     self._check_finite(part["losses"], epoch, epoch * self.steps_per_epoch)
                     test = evaluate_now(state, progress["train_seconds"] + part["seconds"])

@@ -38,8 +38,8 @@ def plot_curves(records: list[dict], out_stem):
         ax_loss.plot(epochs, [c["train_loss"] for c in curve], "-o", color=color, ms=4, label=label)
         ax_acc.plot(epochs, [100 * c["train_accuracy"] for c in curve], "-o", color=color, ms=4)
         # the test split at every evaluation (several per epoch with evals_per_epoch), else per epoch
-        tests = sorted(r["train"].get("evals") or [c for c in curve if "test_loss" in c], key=lambda c: c["epoch"])
-        if tests and (r["train"].get("evals") or all("test_loss" in c for c in curve)):
+        tests = r["train"].get("evals") or (curve if all("test_loss" in c for c in curve) else [])
+        if tests:
             any_test = True
             at = [c["epoch"] for c in tests]
             min_epoch = min(min_epoch, *at)
